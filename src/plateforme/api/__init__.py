@@ -1,0 +1,1 @@
+"""HTTP API: FastAPI routes and pydantic schemas following Mistral's public API."""

@@ -1,0 +1,92 @@
+"""Every error answered in Mistral's shape: {object, message, type, param, code} (+ detail on 422)."""
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from plateforme.chat.errors import ContextLengthExceeded, UnknownModel
+from plateforme.engines.errors import EngineRejected, EngineUnavailable
+
+log = logging.getLogger("plateforme.api")
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, type: str = "invalid_request_error",
+                 param: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param = status, message, type, param
+        self.headers = headers or {}
+
+
+def error_body(status: int, message: str, type: str, param: str | None = None,
+               detail: list | None = None) -> dict:
+    body = {"object": "error", "message": message, "type": type, "param": param, "code": str(status)}
+    if detail is not None:
+        body["detail"] = detail
+    return body
+
+
+def error_response(status: int, message: str, type: str, param: str | None = None,
+                   detail: list | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, type, param, detail), status_code=status, headers=headers)
+
+
+def _loc(err: dict) -> str:
+    return ".".join(str(part) for part in err.get("loc", ()) if part != "body")
+
+
+async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    detail = jsonable_encoder([{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in errors])
+    if any(e["type"] == "json_invalid" for e in errors):
+        return error_response(400, "Request body is not valid JSON: " + errors[0]["msg"],
+                              "invalid_request_error", detail=detail)
+    summary = "; ".join(f"{_loc(e) or 'body'}: {e['msg']}" for e in errors[:5])
+    first = _loc(errors[0]) if errors else None
+    return error_response(422, summary, "invalid_request_error", param=first or None, detail=detail)
+
+
+async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    kind = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request_error")
+    return error_response(exc.status_code, str(exc.detail), kind, headers=getattr(exc, "headers", None))
+
+
+async def _api(_: Request, exc: APIError) -> JSONResponse:
+    return error_response(exc.status, exc.message, exc.type, exc.param, headers=exc.headers)
+
+
+async def _unknown_model(_: Request, exc: UnknownModel) -> JSONResponse:
+    return error_response(404, str(exc), "invalid_model", param="model")
+
+
+async def _too_long(_: Request, exc: ContextLengthExceeded) -> JSONResponse:
+    return error_response(400, str(exc), "context_length_exceeded", param="messages")
+
+
+async def _rejected(_: Request, exc: EngineRejected) -> JSONResponse:
+    return error_response(400, f"the model engine rejected the request: {exc}", "invalid_request_error")
+
+
+async def _unavailable(_: Request, exc: EngineUnavailable) -> JSONResponse:
+    return error_response(503, str(exc), "service_unavailable",
+                          headers={"Retry-After": str(exc.retry_after_s)})
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal server error; see the server log", "internal_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(APIError, _api)
+    app.add_exception_handler(UnknownModel, _unknown_model)
+    app.add_exception_handler(ContextLengthExceeded, _too_long)
+    app.add_exception_handler(EngineRejected, _rejected)
+    app.add_exception_handler(EngineUnavailable, _unavailable)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,22 @@
+"""GET /v1/models and /v1/models/{model_id}."""
+
+from fastapi import APIRouter, Request
+
+from plateforme.api.schemas.models import BaseModelCard, ModelList
+from plateforme.chat.errors import UnknownModel
+
+router = APIRouter()
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(request: Request) -> ModelList:
+    registry = request.app.state.registry
+    return ModelList(data=[BaseModelCard.from_spec(spec) for spec in registry.specs])
+
+
+@router.get("/v1/models/{model_id}", response_model=BaseModelCard)
+async def retrieve_model(model_id: str, request: Request) -> BaseModelCard:
+    spec = request.app.state.registry.get(model_id)
+    if spec is None:
+        raise UnknownModel(model_id)
+    return BaseModelCard.from_spec(spec)

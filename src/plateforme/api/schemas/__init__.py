@@ -1,0 +1,1 @@
+"""Wire schemas, field for field as in Mistral's OpenAPI spec."""

@@ -1,0 +1,63 @@
+"""Serialise a chat stream as Mistral's server-sent events (`data: {chunk}` ... `data: [DONE]`)."""
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from plateforme.api.errors import error_body
+from plateforme.chat.types import Delta, Usage
+from plateforme.engines.errors import EngineRejected, EngineUnavailable
+
+log = logging.getLogger("plateforme.api")
+
+
+def _event(payload: dict) -> str:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
+                   completion_id: str, model: str, created: int) -> AsyncIterator[str]:
+    """Chunks with `finish_reason: null` until each choice's last; `usage` on the very last chunk.
+
+    A choice's finishing chunk is held back until the usage is known, so the final chunk carries
+    both. If the worker fails mid-stream the client gets an error event (which both the mistralai
+    and openai SDKs raise), never a silently truncated answer.
+    """
+    head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+
+    def chunk(delta: Delta) -> dict:
+        body: dict = {}
+        if delta.role:
+            body["role"] = delta.role
+        body["content"] = delta.content or ""
+        choice = {"index": delta.index, "delta": body, "finish_reason": delta.finish_reason}
+        return {**head, "choices": [choice]}
+
+    held: list[dict] = []
+    item: Delta | Usage | None = first
+    try:
+        while item is not None:
+            if isinstance(item, Usage):
+                last = held.pop() if held else {**head, "choices": []}
+                for pending in held:
+                    yield _event(pending)
+                held.clear()
+                last["usage"] = {"prompt_tokens": item.prompt_tokens,
+                                 "completion_tokens": item.completion_tokens,
+                                 "total_tokens": item.total_tokens}
+                yield _event(last)
+            elif item.finish_reason is not None:
+                held.append(chunk(item))
+            else:
+                yield _event(chunk(item))
+            item = await anext(events, None)
+        yield "data: [DONE]\n\n"
+    except (EngineUnavailable, EngineRejected) as exc:
+        log.warning("stream %s failed: %s", completion_id, exc)
+        status = 503 if isinstance(exc, EngineUnavailable) else 400
+        body = error_body(status, f"generation failed: {exc}", "service_unavailable")
+        # `error` lets the openai SDK raise APIError; the mistralai SDK raises on the shape.
+        body["error"] = {"message": body["message"], "type": body["type"], "code": body["code"]}
+        yield _event(body)
+    finally:
+        await events.aclose()

@@ -1,0 +1,1 @@
+"""Chat completions: prompt checks, generation and streaming on top of the model workers."""

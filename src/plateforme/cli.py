@@ -1,0 +1,66 @@
+"""`plateforme` command line: serve the API, list models."""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from plateforme.models.registry import ConfigError, ModelRegistry
+from plateforme.models.spec import ModelFileMissing
+from plateforme.settings import Settings
+
+
+def _load(settings: Settings) -> ModelRegistry:
+    try:
+        registry = ModelRegistry.from_file(settings.config)
+        for spec in registry.specs:
+            spec.weights_path()
+        return registry
+    except (ConfigError, ModelFileMissing) as exc:
+        sys.exit(f"plateforme: {exc}")
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from plateforme.api.app import create_app
+
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "config": args.config}.items() if v}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    registry = _load(settings)
+    if settings.api_key is None:
+        logging.getLogger("plateforme").warning(
+            "PLATEFORME_API_KEY is not set: the API accepts requests without a key")
+    app = create_app(settings, registry)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+
+
+def list_models(args: argparse.Namespace) -> None:
+    settings = Settings(**({"config": args.config} if args.config else {}))
+    registry = _load(settings)
+    print(f"{'NAME':28} {'ENGINE':9} {'CONTEXT':>7} {'SLOTS':>5}  WEIGHTS")
+    for spec in registry.specs:
+        print(f"{spec.name:28} {spec.engine:9} {spec.context_length:>7} {spec.parallel:>5}  {spec.weights_path()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="plateforme", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_serve = sub.add_parser("serve", help="serve the API and the configured models")
+    p_serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p_serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p_serve.add_argument("--config", type=Path, help="models config file (YAML)")
+    p_serve.set_defaults(func=serve)
+    p_models = sub.add_parser("models", help="model registry")
+    models_sub = p_models.add_subparsers(dest="models_command", required=True)
+    p_list = models_sub.add_parser("list", help="list the configured models")
+    p_list.add_argument("--config", type=Path, help="models config file (YAML)")
+    p_list.set_defaults(func=list_models)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Model engines: worker processes that run models, and the clients that talk to them."""

@@ -1,0 +1,76 @@
+"""Worker process: one GGUF model served by llama.cpp (xllamacpp) over OpenAI-compatible HTTP.
+
+Run by the supervisor as `python -m plateforme.engines.llamacpp_worker ...`; it listens on
+loopback only and exits when its parent (the gateway) dies.
+"""
+
+import argparse
+import ctypes
+import os
+import signal
+import sys
+import threading
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the gateway dies, so no orphan keeps the model loaded."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        parent = os.getppid()
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                threading.Event().wait(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+
+def build_params(args: argparse.Namespace):
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.hostnames = [args.host]
+    params.port = args.port
+    params.n_parallel = args.parallel
+    # llama.cpp splits n_ctx between slots: each request gets exactly context_length tokens.
+    params.n_ctx = args.context_length * args.parallel
+    params.cont_batching = True
+    params.use_jinja = True
+    params.n_predict = -1
+    params.n_threads_http = max(4, args.parallel + 2)
+    if args.threads:
+        params.cpuparams.n_threads = args.threads
+        params.cpuparams_batch.n_threads = args.threads
+    return params
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="plateforme-llamacpp-worker")
+    parser.add_argument("--model", required=True, help="GGUF file")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--context-length", type=int, required=True)
+    parser.add_argument("--parallel", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    _die_with_parent()
+
+    import xllamacpp
+
+    server = xllamacpp.Server(build_params(args))
+    print(f"worker ready on {server.listening_address}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(3600):
+        pass
+    del server
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Client for a worker that speaks the OpenAI-compatible HTTP protocol (llama.cpp, vLLM, ...)."""
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+
+from plateforme.engines.errors import EngineRejected, EngineUnavailable
+
+
+def _engine_error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    err = body.get("error", body) if isinstance(body, dict) else body
+    return err.get("message", str(err)) if isinstance(err, dict) else str(err)
+
+
+class OpenAIEngineClient:
+    """Speaks to one worker at `base_url`; one pooled connection set per worker."""
+
+    def __init__(self, base_url: str, max_connections: int, timeout_s: float):
+        self.base_url = base_url
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _post(self, path: str, payload: dict, timeout: float | None = None) -> dict:
+        kwargs = {"timeout": timeout} if timeout else {}
+        try:
+            response = await self._http.post(path, json=payload, **kwargs)
+        except httpx.HTTPError as exc:
+            raise EngineUnavailable(f"model worker unreachable: {exc!r}") from exc
+        self._raise_for_status(response)
+        return response.json()
+
+    @staticmethod
+    def _raise_for_status(response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        message = _engine_error_message(response)
+        if response.status_code in (400, 422):
+            raise EngineRejected(message)
+        raise EngineUnavailable(f"model worker answered {response.status_code}: {message}")
+
+    async def count_chat_prompt_tokens(self, messages: list[dict]) -> int:
+        """Tokens the chat template makes of `messages`, as the engine will see them."""
+        templated = await self._post("/apply-template", {"messages": messages})
+        tokens = await self._post("/tokenize", {"content": templated["prompt"], "add_special": True})
+        return len(tokens["tokens"])
+
+    async def chat(self, payload: dict, timeout: float | None = None) -> dict:
+        return await self._post("/v1/chat/completions", {**payload, "stream": False}, timeout)
+
+    async def stream_chat(self, payload: dict) -> AsyncIterator[dict]:
+        """Yield the engine's stream chunks; raise EngineUnavailable if the stream breaks."""
+        body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._raise_for_status(response)
+                finished = False
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        finished = True
+                        break
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        raise EngineUnavailable(f"model worker failed mid-stream: {chunk['error']}")
+                    yield chunk
+                if not finished:
+                    raise EngineUnavailable("model worker closed the stream before it finished")
+        except httpx.HTTPError as exc:
+            raise EngineUnavailable(f"model worker connection lost: {exc!r}") from exc

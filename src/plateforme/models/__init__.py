@@ -1,0 +1,1 @@
+"""Model registry: which models exist, where their weights are, how they are served."""

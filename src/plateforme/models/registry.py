@@ -1,0 +1,50 @@
+"""Load the models config file and look models up by name or alias."""
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from plateforme.models.spec import ModelSpec
+
+
+class ConfigError(RuntimeError):
+    """The models config file is missing or invalid."""
+
+
+class ModelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[ModelSpec]
+
+
+class ModelRegistry:
+    def __init__(self, specs: list[ModelSpec]):
+        names: dict[str, ModelSpec] = {}
+        for spec in specs:
+            for key in [spec.name, *spec.aliases]:
+                if key in names:
+                    raise ConfigError(f"model name or alias {key!r} is declared twice")
+                names[key] = spec
+        self.specs = specs
+        self._by_name = names
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> "ModelRegistry":
+        if path is None:
+            text = resources.files("plateforme").joinpath("default_models.yaml").read_text()
+            source = "the packaged default_models.yaml"
+        else:
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                raise ConfigError(f"cannot read models config {path}: {exc.strerror}") from exc
+            source = str(path)
+        try:
+            parsed = ModelsFile.model_validate(yaml.safe_load(text) or {})
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise ConfigError(f"invalid models config {source}:\n{exc}") from exc
+        return cls(parsed.models)
+
+    def get(self, name: str) -> ModelSpec | None:
+        return self._by_name.get(name)
