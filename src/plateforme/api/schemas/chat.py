@@ -61,6 +61,12 @@ UNSUPPORTED_FIELDS = (
 )
 
 
+class StreamOptions(Strict):
+    """openai SDK compatibility: usage is always sent on the last chunk, so this changes nothing."""
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
+
+
 class ChatCompletionRequest(Strict):
     model: str
     messages: list[Message] = Field(min_length=1)
@@ -71,6 +77,7 @@ class ChatCompletionRequest(Strict):
         default=None, ge=1, validation_alias=AliasChoices("max_tokens", "max_completion_tokens")
     )
     stream: bool = False
+    stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
     # `seed` is the openai SDK's name for it.
     random_seed: int | None = Field(

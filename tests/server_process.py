@@ -1,0 +1,86 @@
+"""Start a real `plateforme serve` process for tests, and stop it."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from plateforme.models.registry import ModelRegistry
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def default_model_entry(**overrides) -> dict:
+    """The packaged default model's config entry, with test overrides (slots, queue...)."""
+    spec = ModelRegistry.from_file(None).get(DEFAULT_MODEL)
+    entry = spec.model_dump(exclude_defaults=True)
+    entry.update(overrides)
+    return entry
+
+
+class ServerProcess:
+    def __init__(self, workdir: Path, models: list[dict] | None = None, env: dict | None = None):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.api_key = (env or {}).get("PLATEFORME_API_KEY")
+        args = [sys.executable, "-m", "plateforme.cli", "serve", "--port", str(self.port)]
+        if models is not None:
+            config = workdir / f"models-{self.port}.yaml"
+            config.write_text(yaml.safe_dump({"models": models}))
+            args += ["--config", str(config)]
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEFORME_")}
+        full_env.update(env or {})
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def wait_healthy(self, timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                last = httpx.get(f"{self.url}/health", headers=self.headers, timeout=20)
+                if last.status_code == 200:
+                    return last.json()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not healthy after {timeout}s (last: {last and last.text}):\n{self.log()}")
+
+    def health(self) -> httpx.Response:
+        return httpx.get(f"{self.url}/health", headers=self.headers, timeout=20)
+
+    def worker_pid(self, model: str = DEFAULT_MODEL) -> int:
+        body = self.health().json()
+        return next(m["pid"] for m in body["models"] if m["model"] == model)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-4000:]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()

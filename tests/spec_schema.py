@@ -1,0 +1,59 @@
+"""Validate JSON against schemas of Mistral's official OpenAPI spec (../shared/mistral-openapi)."""
+
+import copy
+import functools
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "mistral-openapi" / "openapi.yaml"
+_VENDORED = Path(__file__).resolve().parent / "mistral-openapi" / "openapi.yaml"
+SPEC_PATH = _SHARED if _SHARED.is_file() else _VENDORED
+SPEC_URI = "urn:mistral-openapi"
+
+
+@functools.cache
+def _spec() -> dict:
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    # Spec error (see shared/mistral-openapi/README.md): real chat responses have no `data`.
+    response = spec["components"]["schemas"]["ChatCompletionResponse"]["allOf"][1]
+    response["required"] = [f for f in response["required"] if f != "data"]
+    return spec
+
+
+@functools.cache
+def _registry() -> Registry:
+    return Registry().with_resource(SPEC_URI, Resource(contents=_spec(), specification=DRAFT202012))
+
+
+def schema(name: str) -> dict:
+    return copy.deepcopy(_spec()["components"]["schemas"][name])
+
+
+def validate(instance, schema_name: str) -> None:
+    """Raise jsonschema.ValidationError when `instance` does not match the named schema."""
+    ref = {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}
+    validator = jsonschema.Draft202012Validator(ref, registry=_registry())
+    errors = sorted(validator.iter_errors(instance), key=lambda e: e.path)
+    if errors:
+        raise jsonschema.ValidationError(
+            f"{schema_name}: {errors[0].message} at {list(errors[0].path)} in {json.dumps(instance)[:500]}"
+        )
+
+
+def sse_chunks(text: str) -> tuple[list[dict], bool]:
+    """Parse an SSE body into its JSON chunks, and whether it ended with `data: [DONE]`."""
+    chunks, done = [], False
+    for line in text.splitlines():
+        if not line.startswith("data: "):
+            continue
+        data = line[len("data: "):]
+        if data == "[DONE]":
+            done = True
+        else:
+            chunks.append(json.loads(data))
+    return chunks, done

