@@ -42,6 +42,7 @@ class ServerProcess:
             config.write_text(yaml.safe_dump({"models": models}))
             args += ["--config", str(config)]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEFORME_")}
+        full_env["PLATEFORME_DATA_DIR"] = str(workdir / "data")
         full_env.update(env or {})
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)

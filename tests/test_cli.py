@@ -1,15 +1,19 @@
 """The `plateforme` command line: models list, and clear errors on a bad config."""
 
+import os
 import subprocess
 import sys
+import tempfile
 
 import yaml
 from server_process import default_model_entry
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, data_dir: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEFORME_")}
+    env["PLATEFORME_DATA_DIR"] = data_dir or tempfile.mkdtemp(prefix="plateforme-data-")
     return subprocess.run([sys.executable, "-m", "plateforme.cli", *args], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
 
 
 def test_models_list_default():

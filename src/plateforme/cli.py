@@ -12,7 +12,7 @@ from plateforme.settings import Settings
 
 def _load(settings: Settings) -> ModelRegistry:
     try:
-        registry = ModelRegistry.from_file(settings.config)
+        registry = ModelRegistry.from_file(settings.config, settings.data_dir)
         for spec in registry.specs:
             spec.weights_path()
         return registry

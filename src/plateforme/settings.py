@@ -11,8 +11,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    # YAML file declaring the served models; the packaged default is used when unset.
+    # YAML file declaring the served models. When unset: the packaged default models plus the
+    # models imported into `data_dir` (`plateforme models import`).
     config: Path | None = None
+    # Where the platform keeps its own data: imported models and their registry, ...
+    data_dir: Path = Path("~/.plateforme").expanduser()
     # When set, every request must carry `Authorization: Bearer <api_key>`.
     api_key: SecretStr | None = None
     # Seconds a worker may take to load its model before it counts as failed.

