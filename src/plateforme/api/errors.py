@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plateforme.chat.errors import ContextLengthExceeded, UnknownModel
+from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest, UnknownModel
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
 
 log = logging.getLogger("plateforme.api")
@@ -67,6 +67,10 @@ async def _too_long(_: Request, exc: ContextLengthExceeded) -> JSONResponse:
     return error_response(400, str(exc), "context_length_exceeded", param="messages")
 
 
+async def _invalid(_: Request, exc: InvalidChatRequest) -> JSONResponse:
+    return error_response(400, str(exc), "invalid_request_error", param=exc.param)
+
+
 async def _rejected(_: Request, exc: EngineRejected) -> JSONResponse:
     return error_response(400, f"the model engine rejected the request: {exc}", "invalid_request_error")
 
@@ -87,6 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _api)
     app.add_exception_handler(UnknownModel, _unknown_model)
     app.add_exception_handler(ContextLengthExceeded, _too_long)
+    app.add_exception_handler(InvalidChatRequest, _invalid)
     app.add_exception_handler(EngineRejected, _rejected)
     app.add_exception_handler(EngineUnavailable, _unavailable)
     app.add_exception_handler(Exception, _unexpected)

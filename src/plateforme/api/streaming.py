@@ -30,7 +30,11 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
         if delta.role:
             body["role"] = delta.role
         body["content"] = delta.content or ""
+        if delta.tool_calls:
+            body["tool_calls"] = delta.tool_calls
         choice = {"index": delta.index, "delta": body, "finish_reason": delta.finish_reason}
+        if delta.logprobs:
+            choice["logprobs"] = {"content": delta.logprobs}
         return {**head, "choices": [choice]}
 
     held: list[dict] = []

@@ -1,11 +1,16 @@
-"""Chat completions on a served model: context check, generation, streaming, n choices."""
+"""Chat completions on a served model: checks, generation, streaming, n choices, tools."""
 
 import asyncio
 from collections.abc import AsyncIterator
 
+from plateforme.chat.choice_stream import ChoiceStream
+from plateforme.chat.engine_payload import engine_payload, uses_generic_tools
 from plateforme.chat.errors import ContextLengthExceeded, UnknownModel
 from plateforme.chat.fanout import merge
+from plateforme.chat.json_schema_support import check_schema
+from plateforme.chat.message_checks import check_messages
 from plateforme.chat.types import ChatRequest, Choice, Completion, Delta, Usage
+from plateforme.engines.errors import EngineContextExceeded
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.engines.pool import ModelWorker, WorkerPool
 from plateforme.models.registry import ModelRegistry
@@ -22,57 +27,52 @@ class ChatService:
             raise UnknownModel(model)
         return self.pool.get(spec.name)
 
-    async def _engine_payloads(
-        self, worker: ModelWorker, client: OpenAIEngineClient, req: ChatRequest
-    ) -> tuple[list[dict], int]:
-        """One engine request per choice, and the prompt's token count."""
+    async def _plan(self, worker: ModelWorker, client: OpenAIEngineClient,
+                    req: ChatRequest) -> list[ChoiceStream]:
+        check_messages(req.messages, req.prefix)
+        if req.json_schema:
+            check_schema(req.json_schema, "response_format.json_schema.schema")
+        native = await client.template_supports_tools()
+        payload = engine_payload(req, worker.spec.default_temperature, native, req.max_tokens)
+        generic = uses_generic_tools(req, native)
+        return [ChoiceStream(client, i, payload, req, generic) for i in range(req.n)]
+
+    async def _check_context(self, worker: ModelWorker, client: OpenAIEngineClient, req: ChatRequest,
+                             messages: list[dict]) -> None:
+        """Refuse prompt + max_tokens beyond the window (the engine itself refuses a too-long prompt)."""
+        if req.max_tokens is None:
+            return
         window = worker.spec.context_length
-        prompt_tokens = await client.count_chat_prompt_tokens(req.messages)
-        max_tokens = req.max_tokens if req.max_tokens is not None else window - prompt_tokens
-        if prompt_tokens + max(max_tokens, 1) > window:
+        prompt_tokens = await client.count_chat_prompt_tokens(messages)
+        if prompt_tokens + req.max_tokens > window:
             raise ContextLengthExceeded(
                 f"Prompt contains {prompt_tokens} tokens and max_tokens is {req.max_tokens}: "
                 f"together they exceed the {window}-token context of model {req.model!r}. "
-                "Shorten the messages or lower max_tokens."
-                if req.max_tokens is not None
-                else f"Prompt contains {prompt_tokens} tokens, too large for model {req.model!r} "
-                f"with {window} maximum context length. Shorten the messages."
-            )
-        base = {
-            "messages": req.messages,
-            "max_tokens": max_tokens,
-            "temperature": req.temperature if req.temperature is not None else worker.spec.default_temperature,
-        }
-        optional = {
-            "top_p": req.top_p,
-            "stop": req.stop or None,
-            "presence_penalty": req.presence_penalty,
-            "frequency_penalty": req.frequency_penalty,
-        }
-        base.update({k: v for k, v in optional.items() if v is not None})
-        payloads = []
-        for i in range(req.n):
-            payload = dict(base)
-            if req.seed is not None:
-                # Distinct but reproducible choices: choice i samples with seed + i.
-                payload["seed"] = req.seed + i
-            payloads.append(payload)
-        return payloads, prompt_tokens
+                "Shorten the messages or lower max_tokens.")
+
+    def _too_long(self, exc: EngineContextExceeded, req: ChatRequest) -> ContextLengthExceeded:
+        return ContextLengthExceeded(
+            f"Prompt contains {exc.prompt_tokens} tokens, too large for model {req.model!r} "
+            f"with {exc.context} maximum context length. Shorten the messages.")
 
     async def complete(self, req: ChatRequest) -> Completion:
         worker = self._worker(req.model)
         with worker.admission.admit():
             client = worker.client()
-            payloads, prompt_tokens = await self._engine_payloads(worker, client, req)
-            results = await asyncio.gather(*(client.chat(p) for p in payloads))
-        choices = []
-        completion_tokens = 0
-        for index, result in enumerate(results):
-            engine_choice = result["choices"][0]
-            choices.append(Choice(index, engine_choice["message"].get("content") or "",
-                                  engine_choice["finish_reason"]))
-            completion_tokens += result["usage"]["completion_tokens"]
-        return Completion(choices, Usage(prompt_tokens, completion_tokens))
+            choices = await self._plan(worker, client, req)
+            # The context check runs while generation starts: it only costs time when it fails.
+            generations = [asyncio.create_task(c.run()) for c in choices]
+            try:
+                await self._check_context(worker, client, req, choices[0].payload["messages"])
+                results = await asyncio.gather(*generations)
+            except EngineContextExceeded as exc:
+                raise self._too_long(exc, req) from exc
+            finally:
+                for task in generations:
+                    task.cancel()
+                await asyncio.gather(*generations, return_exceptions=True)
+        usage = Usage(results[0][1].prompt_tokens, sum(u.completion_tokens for _, u in results))
+        return Completion([choice for choice, _ in results], usage)
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[Delta | Usage]:
         """Deltas of every choice as they are generated, then one Usage for the whole request.
@@ -83,25 +83,31 @@ class ChatService:
         worker = self._worker(req.model)
         with worker.admission.admit():
             client = worker.client()
-            payloads, prompt_tokens = await self._engine_payloads(worker, client, req)
-            streams = [self._choice_stream(client, i, p) for i, p in enumerate(payloads)]
-            completion_tokens = 0
-            async for item in merge(streams):
-                if isinstance(item, Usage):
-                    completion_tokens += item.completion_tokens
-                else:
-                    yield item
-            yield Usage(prompt_tokens, completion_tokens)
+            choices = await self._plan(worker, client, req)
+            merged = merge([c.stream() for c in choices])
+            first = asyncio.create_task(anext(merged, None))
+            try:
+                await self._check_context(worker, client, req, choices[0].payload["messages"])
+                item = await first
+            except EngineContextExceeded as exc:
+                raise self._too_long(exc, req) from exc
+            except BaseException:
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+                await merged.aclose()
+                raise
+            usages: list[Usage] = []
+            try:
+                while item is not None:
+                    if isinstance(item, Usage):
+                        usages.append(item)
+                    else:
+                        yield item
+                    item = await anext(merged, None)
+            finally:
+                await merged.aclose()
+            yield Usage(usages[0].prompt_tokens if usages else 0,
+                        sum(u.completion_tokens for u in usages))
 
-    @staticmethod
-    async def _choice_stream(client: OpenAIEngineClient, index: int, payload: dict):
-        async for chunk in client.stream_chat(payload):
-            if chunk.get("usage"):
-                yield Usage(chunk["usage"]["prompt_tokens"], chunk["usage"]["completion_tokens"])
-            for engine_choice in chunk.get("choices", []):
-                delta = engine_choice.get("delta") or {}
-                content = delta.get("content")
-                role = delta.get("role")
-                finish = engine_choice.get("finish_reason")
-                if content or role or finish:
-                    yield Delta(index, content=content, role=role, finish_reason=finish)
+
+__all__ = ["ChatService", "Choice"]

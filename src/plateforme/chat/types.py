@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 @dataclass
 class ChatRequest:
     model: str
-    # OpenAI-protocol messages: {"role": ..., "content": str, ...}
+    # OpenAI-protocol messages: {"role", "content": str, "tool_calls"?, "tool_call_id"?, "name"?}
     messages: list[dict]
     max_tokens: int | None = None
+    min_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)
@@ -16,6 +17,17 @@ class ChatRequest:
     n: int = 1
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    # [{"type": "function", "function": {"name", "description", "parameters"}}]
+    tools: list[dict] | None = None
+    # "auto" | "none" | "any" | {"type": "function", "function": {"name": ...}}
+    tool_choice: str | dict = "auto"
+    parallel_tool_calls: bool = True
+    # JSON schema the answer must follow; {} means any JSON object (JSON mode).
+    json_schema: dict | None = None
+    # The last message is an assistant message the answer continues (Mistral's `prefix`).
+    prefix: bool = False
+    logprobs: bool = False
+    top_logprobs: int | None = None
 
 
 @dataclass
@@ -31,8 +43,10 @@ class Usage:
 @dataclass
 class Choice:
     index: int
-    content: str
+    content: str | None
     finish_reason: str
+    tool_calls: list[dict] = field(default_factory=list)
+    logprobs: list[dict] | None = None
 
 
 @dataclass
@@ -49,3 +63,5 @@ class Delta:
     content: str | None = None
     role: str | None = None
     finish_reason: str | None = None
+    tool_calls: list[dict] | None = None
+    logprobs: list[dict] | None = None

@@ -11,3 +11,12 @@ class EngineUnavailable(RuntimeError):
 
 class EngineRejected(RuntimeError):
     """The engine refused the request as invalid (HTTP 400)."""
+
+
+class EngineContextExceeded(EngineRejected):
+    """The prompt alone does not fit the engine's context window."""
+
+    def __init__(self, message: str, prompt_tokens: int | None, context: int | None):
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.context = context

@@ -5,16 +5,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from plateforme.engines.errors import EngineRejected, EngineUnavailable
+from plateforme.engines.errors import EngineContextExceeded, EngineRejected, EngineUnavailable
 
 
-def _engine_error_message(response: httpx.Response) -> str:
+def _engine_error(response: httpx.Response) -> dict:
     try:
         body = response.json()
     except ValueError:
-        return response.text[:500]
+        return {"message": response.text[:500]}
     err = body.get("error", body) if isinstance(body, dict) else body
-    return err.get("message", str(err)) if isinstance(err, dict) else str(err)
+    return err if isinstance(err, dict) else {"message": str(err)}
 
 
 class OpenAIEngineClient:
@@ -22,6 +22,7 @@ class OpenAIEngineClient:
 
     def __init__(self, base_url: str, max_connections: int, timeout_s: float):
         self.base_url = base_url
+        self._supports_tools: bool | None = None
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
@@ -44,7 +45,10 @@ class OpenAIEngineClient:
     def _raise_for_status(response: httpx.Response) -> None:
         if response.status_code < 400:
             return
-        message = _engine_error_message(response)
+        error = _engine_error(response)
+        message = str(error.get("message", error))
+        if error.get("type") == "exceed_context_size_error":
+            raise EngineContextExceeded(message, error.get("n_prompt_tokens"), error.get("n_ctx"))
         if response.status_code in (400, 422):
             raise EngineRejected(message)
         raise EngineUnavailable(f"model worker answered {response.status_code}: {message}")
@@ -54,6 +58,17 @@ class OpenAIEngineClient:
         templated = await self._post("/apply-template", {"messages": messages})
         tokens = await self._post("/tokenize", {"content": templated["prompt"], "add_special": True})
         return len(tokens["tokens"])
+
+    async def template_supports_tools(self) -> bool:
+        """Whether the model's own chat template renders tools (llama.cpp reports it in /props)."""
+        if self._supports_tools is None:
+            try:
+                response = await self._http.get("/props")
+                caps = response.json().get("chat_template_caps", {}) if response.status_code == 200 else {}
+            except (httpx.HTTPError, ValueError):
+                caps = {}
+            self._supports_tools = bool(caps.get("supports_tools") and caps.get("supports_tool_calls"))
+        return self._supports_tools
 
     async def chat(self, payload: dict, timeout: float | None = None) -> dict:
         return await self._post("/v1/chat/completions", {**payload, "stream": False}, timeout)

@@ -16,7 +16,7 @@ from plateforme.api.streaming import chat_sse
 router = APIRouter()
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletionResponse)
+@router.post("/v1/chat/completions", response_model=ChatCompletionResponse, response_model_exclude_none=True)
 async def chat_completions(body: ChatCompletionRequest, request: Request):
     unsupported = body.unsupported_fields()
     if unsupported:
@@ -39,8 +39,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     return ChatCompletionResponse(
         id=completion_id, model=body.model, created=created,
         choices=[
-            ChatCompletionChoice(index=c.index, message=AssistantMessageOut(content=c.content),
-                                 finish_reason=c.finish_reason)
+            ChatCompletionChoice(
+                index=c.index, finish_reason=c.finish_reason,
+                message=AssistantMessageOut(content=c.content, tool_calls=c.tool_calls or None),
+                logprobs={"content": c.logprobs} if c.logprobs is not None else None)
             for c in result.choices
         ],
         usage=UsageInfo(prompt_tokens=result.usage.prompt_tokens,

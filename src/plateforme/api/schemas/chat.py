@@ -1,64 +1,22 @@
 """Chat completion request and response, as in Mistral's spec (ChatCompletionRequest, ...)."""
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 
+from plateforme.api.schemas.chat_messages import (
+    AssistantMessage, Message, ResponseFormat, Strict, Tool, ToolCall, ToolChoice, message_dict,
+)
 from plateforme.chat.types import ChatRequest
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TextChunk(Strict):
-    type: Literal["text"] = "text"
-    text: str
-
-
-Content = str | list[TextChunk]
-
-
-def _text(content: Content | None) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(chunk.text for chunk in content)
-
-
-class SystemMessage(Strict):
-    role: Literal["system"]
-    content: Content
-
-
-class UserMessage(Strict):
-    role: Literal["user"]
-    content: Content | None
-
-
-class AssistantMessage(Strict):
-    role: Literal["assistant"]
-    content: Content | None = None
-
-
-class ToolMessage(Strict):
-    role: Literal["tool"]
-    content: Content | None
-    tool_call_id: str | None = None
-    name: str | None = None
-
-
-Message = Annotated[
-    SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
-]
-
-# Fields of Mistral's spec this server does not implement yet: accepted by the schema so that a
+# Fields of Mistral's spec this server does not implement: accepted by the schema so that a
 # request using them gets a 400 naming the field, not a generic unknown-field 422.
-UNSUPPORTED_FIELDS = (
-    "response_format", "tools", "tool_choice", "prediction", "reasoning_effort",
-    "prompt_mode", "guardrails", "service_tier",
-)
+UNSUPPORTED_FIELDS = ("prediction", "reasoning_effort", "prompt_mode", "guardrails", "service_tier")
+
+# Mistral's documented guardrail system prompt, prepended when `safe_prompt` is true.
+SAFE_PROMPT = ("Always assist with care, respect, and truth. Respond with utmost utility yet securely. "
+               "Avoid harmful, unethical, prejudiced, or negative content. Ensure replies promote "
+               "fairness and positivity.")
 
 
 class StreamOptions(Strict):
@@ -76,6 +34,8 @@ class ChatCompletionRequest(Strict):
     max_tokens: int | None = Field(
         default=None, ge=1, validation_alias=AliasChoices("max_tokens", "max_completion_tokens")
     )
+    # Beyond Mistral's chat spec (it has min_tokens on FIM): no end of answer before this many tokens.
+    min_tokens: int | None = Field(default=None, ge=0)
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
@@ -88,36 +48,63 @@ class ChatCompletionRequest(Strict):
     n: int | None = Field(default=None, ge=1, le=16)
     metadata: dict[str, Any] | None = None
     prompt_cache_key: str | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | Literal["auto", "none", "any", "required"] = "auto"
     parallel_tool_calls: bool = True
     safe_prompt: bool = False
-    response_format: Any = None
-    tools: Any = None
-    tool_choice: Any = None
+    # OpenAI-protocol log probabilities (not in Mistral's spec).
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     prediction: Any = None
     reasoning_effort: Any = None
     prompt_mode: Any = None
     guardrails: Any = None
     service_tier: Any = None
 
+    @model_validator(mode="after")
+    def _coherent(self):
+        for i, message in enumerate(self.messages):
+            if isinstance(message, AssistantMessage) and message.prefix and i != len(self.messages) - 1:
+                raise ValueError(f"messages.{i}: prefix=true is only allowed on the last message")
+        if self.response_format and self.response_format.type == "json_schema" \
+                and self.response_format.json_schema is None:
+            raise ValueError("response_format: type json_schema needs a json_schema object")
+        if self.tools:
+            names = [t.function.name for t in self.tools]
+            if len(set(names)) != len(names):
+                raise ValueError("tools: function names must be unique")
+        return self
+
     def unsupported_fields(self) -> list[str]:
-        used = [name for name in UNSUPPORTED_FIELDS if getattr(self, name) is not None]
-        if self.safe_prompt:
-            used.append("safe_prompt")
-        return used
+        return [name for name in UNSUPPORTED_FIELDS if getattr(self, name) is not None]
+
+    def _json_schema(self) -> dict | None:
+        fmt = self.response_format
+        if fmt is None or fmt.type == "text":
+            return None
+        return fmt.json_schema.schema_ if fmt.type == "json_schema" else {}
 
     def to_chat_request(self) -> ChatRequest:
-        messages = []
-        for message in self.messages:
-            out = {"role": message.role, "content": _text(message.content)}
-            if isinstance(message, ToolMessage) and message.tool_call_id:
-                out["tool_call_id"] = message.tool_call_id
-            messages.append(out)
+        messages = [message_dict(m) for m in self.messages]
+        if self.safe_prompt:
+            if messages[0]["role"] == "system":
+                messages[0] = {**messages[0], "content": f"{SAFE_PROMPT}\n\n{messages[0]['content']}"}
+            else:
+                messages.insert(0, {"role": "system", "content": SAFE_PROMPT})
+        last = self.messages[-1]
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        tool_choice = self.tool_choice.model_dump() if isinstance(self.tool_choice, ToolChoice) else self.tool_choice
         return ChatRequest(
-            model=self.model, messages=messages, max_tokens=self.max_tokens,
+            model=self.model, messages=messages, max_tokens=self.max_tokens, min_tokens=self.min_tokens,
             temperature=self.temperature, top_p=self.top_p, stop=stop, seed=self.random_seed,
             n=self.n or 1, presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty,
+            tools=[t.model_dump() for t in self.tools] if self.tools else None,
+            tool_choice=tool_choice, parallel_tool_calls=self.parallel_tool_calls,
+            json_schema=self._json_schema(),
+            prefix=isinstance(last, AssistantMessage) and last.prefix,
+            logprobs=self.logprobs or bool(self.top_logprobs), top_logprobs=self.top_logprobs,
         )
 
 
@@ -129,14 +116,15 @@ class UsageInfo(BaseModel):
 
 class AssistantMessageOut(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
-    tool_calls: None = None
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatCompletionChoice(BaseModel):
     index: int
     message: AssistantMessageOut
     finish_reason: Literal["stop", "length", "model_length", "error", "tool_calls"]
+    logprobs: dict | None = None
 
 
 class ChatCompletionResponse(BaseModel):

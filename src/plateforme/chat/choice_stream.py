@@ -1,0 +1,116 @@
+"""One choice of a chat completion: engine stream(s) in, Mistral-shaped deltas out.
+
+Handles what the engine does not do the way Mistral's API does:
+- `min_tokens`: first generate min_tokens tokens with end-of-sequence banned, then continue
+  from that text as an assistant prefix;
+- tool calls: gathered whole (Mistral streams each call in one delta) with 9-character ids,
+  or parsed from the constrained JSON answer when the template has no tool support.
+"""
+
+import json
+from collections.abc import AsyncIterator
+
+from plateforme.chat import generic_tools
+from plateforme.chat.tool_ids import mistral_tool_call_id
+from plateforme.chat.types import ChatRequest, Choice, Delta, Usage
+from plateforme.engines.openai_client import OpenAIEngineClient
+
+
+class ChoiceStream:
+    def __init__(self, client: OpenAIEngineClient, index: int, payload: dict, req: ChatRequest,
+                 generic_tools: bool):
+        self.client = client
+        self.index = index
+        self.req = req
+        self.generic = generic_tools
+        self.payload = dict(payload)
+        if req.seed is not None:
+            # Distinct but reproducible choices: choice i samples with seed + i.
+            self.payload["seed"] = req.seed + index
+
+    def _phases(self) -> list[dict]:
+        req, payload = self.req, self.payload
+        if not req.min_tokens or (req.max_tokens is not None and req.max_tokens <= req.min_tokens):
+            return [payload]
+        return [{**payload, "max_tokens": req.min_tokens, "ignore_eos": True}, payload]
+
+    async def stream(self) -> AsyncIterator[Delta | Usage]:
+        yield Delta(self.index, role="assistant", content="")
+        if self.req.prefix and not self.generic:
+            # As Mistral's API does, the answer starts with the prefix it continues.
+            yield Delta(self.index, content=self.payload["messages"][-1]["content"])
+        text, calls, finish = "", {}, "stop"
+        prompt_tokens = completion_tokens = 0
+        phases = self._phases()
+        for number, payload in enumerate(phases):
+            if number == 1:  # continue from what phase 0 wrote
+                if finish != "length" or (self.req.max_tokens and completion_tokens >= self.req.max_tokens):
+                    break
+                payload = self._continuation(payload, text, completion_tokens)
+            async for chunk in self.client.stream_chat(payload):
+                if chunk.get("usage"):
+                    prompt_tokens = prompt_tokens or chunk["usage"]["prompt_tokens"]
+                    completion_tokens += chunk["usage"]["completion_tokens"]
+                for engine_choice in chunk.get("choices", []):
+                    delta = engine_choice.get("delta") or {}
+                    content = delta.get("content") or ""
+                    for call in delta.get("tool_calls") or []:
+                        self._gather_call(calls, call)
+                    logprobs = (engine_choice.get("logprobs") or {}).get("content")
+                    if content or logprobs:
+                        text += content
+                        if not self.generic:
+                            yield Delta(self.index, content=content, logprobs=logprobs)
+                    if engine_choice.get("finish_reason"):
+                        finish = engine_choice["finish_reason"]
+        tool_calls = [self._mistral_call(i, c) for i, c in enumerate(calls.values())]
+        if self.generic and finish != "length":
+            content, tool_calls = generic_tools.parse_answer(text)
+            if content:
+                yield Delta(self.index, content=content)
+        elif self.generic and text:
+            yield Delta(self.index, content=text)
+        if tool_calls:
+            finish = "tool_calls"
+            yield Delta(self.index, tool_calls=tool_calls)
+        yield Delta(self.index, finish_reason=finish)
+        yield Usage(prompt_tokens, completion_tokens)
+
+    def _continuation(self, payload: dict, text: str, used: int) -> dict:
+        messages = list(payload["messages"])
+        if self.req.prefix:
+            last = messages.pop()
+            text = last["content"] + text
+        messages.append({"role": "assistant", "content": text})
+        out = {**payload, "messages": messages}
+        if self.req.max_tokens is not None:
+            out["max_tokens"] = self.req.max_tokens - used
+        return out
+
+    @staticmethod
+    def _gather_call(calls: dict, call: dict) -> None:
+        slot = calls.setdefault(call.get("index", len(calls)), {"id": None, "name": "", "arguments": ""})
+        slot["id"] = slot["id"] or call.get("id")
+        function = call.get("function") or {}
+        slot["name"] += function.get("name") or ""
+        arguments = function.get("arguments")
+        slot["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+
+    @staticmethod
+    def _mistral_call(index: int, call: dict) -> dict:
+        return {"id": mistral_tool_call_id(call["id"]), "type": "function", "index": index,
+                "function": {"name": call["name"], "arguments": call["arguments"] or "{}"}}
+
+    async def run(self) -> tuple[Choice, Usage]:
+        content, finish, tool_calls, logprobs, usage = "", "stop", [], [], Usage(0, 0)
+        async for item in self.stream():
+            if isinstance(item, Usage):
+                usage = item
+                continue
+            content += item.content or ""
+            tool_calls += item.tool_calls or []
+            logprobs += item.logprobs or []
+            finish = item.finish_reason or finish
+        choice = Choice(self.index, content or (None if tool_calls else ""), finish, tool_calls,
+                        logprobs if self.req.logprobs else None)
+        return choice, usage

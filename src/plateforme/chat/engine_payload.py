@@ -1,0 +1,72 @@
+"""Turn a ChatRequest into the OpenAI-protocol request a llama.cpp (or vLLM) worker executes."""
+
+from plateforme.chat import generic_tools
+from plateforme.chat.errors import InvalidChatRequest
+from plateforme.chat.types import ChatRequest
+
+
+def tool_mode(req: ChatRequest) -> tuple[list[dict], bool]:
+    """(tools offered to the model, whether it must call one) after `tool_choice`."""
+    tools = req.tools or []
+    choice = req.tool_choice
+    if not tools or choice == "none":
+        return [], False
+    if isinstance(choice, dict):
+        name = choice.get("function", {}).get("name")
+        chosen = [t for t in tools if t["function"]["name"] == name]
+        if not chosen:
+            raise InvalidChatRequest(f"tool_choice names function {name!r}, which is not in tools",
+                                     param="tool_choice")
+        return chosen, True
+    return tools, choice in ("any", "required")
+
+
+def engine_payload(req: ChatRequest, default_temperature: float, native_tools: bool,
+                   max_tokens: int | None) -> dict:
+    """One engine request (choice 0; the caller varies the seed per choice).
+
+    Sampling follows Mistral's semantics: only temperature and top_p, so llama.cpp's own
+    extra samplers (top_k, min_p) are switched off.
+    """
+    payload: dict = {
+        "temperature": req.temperature if req.temperature is not None else default_temperature,
+        "top_p": req.top_p if req.top_p is not None else 1.0,
+        "top_k": 0,
+        "min_p": 0.0,
+    }
+    optional = {
+        "max_tokens": max_tokens,
+        "stop": req.stop or None,
+        "presence_penalty": req.presence_penalty,
+        "frequency_penalty": req.frequency_penalty,
+        "seed": req.seed,
+    }
+    payload.update({k: v for k, v in optional.items() if v is not None})
+    if req.logprobs:
+        payload["logprobs"] = True
+        payload["top_logprobs"] = req.top_logprobs or 0
+    tools, must_call = tool_mode(req)
+    messages = req.messages
+    if tools and native_tools:
+        payload["tools"] = tools
+        payload["tool_choice"] = "required" if must_call else "auto"
+        payload["parallel_tool_calls"] = req.parallel_tool_calls
+    elif tools:
+        messages = generic_tools.with_tool_prompt(messages, tools, must_call)
+        payload["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": generic_tools.answer_schema(tools, must_call, req.parallel_tool_calls)}}
+    elif not native_tools:
+        # No tools offered now (tool_choice none): earlier tool traffic is rendered as text.
+        messages = generic_tools.as_plain_messages(messages)
+    if req.json_schema is not None:
+        if tools:
+            raise InvalidChatRequest("response_format json cannot be combined with tools in one request",
+                                     param="response_format")
+        schema = req.json_schema or {"type": "object"}
+        payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    payload["messages"] = messages
+    return payload
+
+
+def uses_generic_tools(req: ChatRequest, native_tools: bool) -> bool:
+    return bool(tool_mode(req)[0]) and not native_tools
