@@ -3,15 +3,13 @@
 Handles what the engine does not do the way Mistral's API does:
 - `min_tokens`: first generate min_tokens tokens with end-of-sequence banned, then continue
   from that text as an assistant prefix;
-- tool calls: gathered whole (Mistral streams each call in one delta) with 9-character ids,
-  or parsed from the constrained JSON answer when the template has no tool support.
+- tool calls: parsed from the constrained JSON answer and sent whole, as Mistral streams each
+  call in one delta, with 9-character ids.
 """
 
-import json
 from collections.abc import AsyncIterator
 
 from plateforme.chat import generic_tools
-from plateforme.chat.tool_ids import mistral_tool_call_id
 from plateforme.chat.types import ChatRequest, Choice, Delta, Usage
 from plateforme.engines.openai_client import OpenAIEngineClient
 
@@ -39,7 +37,7 @@ class ChoiceStream:
         if self.req.prefix and not self.generic:
             # As Mistral's API does, the answer starts with the prefix it continues.
             yield Delta(self.index, content=self.payload["messages"][-1]["content"])
-        text, calls, finish = "", {}, "stop"
+        text, finish = "", "stop"
         prompt_tokens = completion_tokens = 0
         phases = self._phases()
         for number, payload in enumerate(phases):
@@ -54,8 +52,6 @@ class ChoiceStream:
                 for engine_choice in chunk.get("choices", []):
                     delta = engine_choice.get("delta") or {}
                     content = delta.get("content") or ""
-                    for call in delta.get("tool_calls") or []:
-                        self._gather_call(calls, call)
                     logprobs = (engine_choice.get("logprobs") or {}).get("content")
                     if content or logprobs:
                         text += content
@@ -63,7 +59,7 @@ class ChoiceStream:
                             yield Delta(self.index, content=content, logprobs=logprobs)
                     if engine_choice.get("finish_reason"):
                         finish = engine_choice["finish_reason"]
-        tool_calls = [self._mistral_call(i, c) for i, c in enumerate(calls.values())]
+        tool_calls: list[dict] = []
         if self.generic and finish != "length":
             content, tool_calls = generic_tools.parse_answer(text)
             if content:
@@ -86,20 +82,6 @@ class ChoiceStream:
         if self.req.max_tokens is not None:
             out["max_tokens"] = self.req.max_tokens - used
         return out
-
-    @staticmethod
-    def _gather_call(calls: dict, call: dict) -> None:
-        slot = calls.setdefault(call.get("index", len(calls)), {"id": None, "name": "", "arguments": ""})
-        slot["id"] = slot["id"] or call.get("id")
-        function = call.get("function") or {}
-        slot["name"] += function.get("name") or ""
-        arguments = function.get("arguments")
-        slot["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments or {})
-
-    @staticmethod
-    def _mistral_call(index: int, call: dict) -> dict:
-        return {"id": mistral_tool_call_id(call["id"]), "type": "function", "index": index,
-                "function": {"name": call["name"], "arguments": call["arguments"] or "{}"}}
 
     async def run(self) -> tuple[Choice, Usage]:
         content, finish, tool_calls, logprobs, usage = "", "stop", [], [], Usage(0, 0)

@@ -1,4 +1,9 @@
-"""Turn a ChatRequest into the OpenAI-protocol request a llama.cpp (or vLLM) worker executes."""
+"""Turn a ChatRequest into the OpenAI-protocol request a llama.cpp (or vLLM) worker executes.
+
+Tools go through the gateway's grammar-constrained format (chat/generic_tools.py) for every
+GGUF-template model: llama.cpp's own template-specific tool parsing (xllamacpp 2026.10) did not
+constrain `tool_choice: required` on a Hermes-style template in our tests, so it is not relied on.
+"""
 
 from plateforme.chat import generic_tools
 from plateforme.chat.errors import InvalidChatRequest
@@ -21,8 +26,7 @@ def tool_mode(req: ChatRequest) -> tuple[list[dict], bool]:
     return tools, choice in ("any", "required")
 
 
-def engine_payload(req: ChatRequest, default_temperature: float, native_tools: bool,
-                   max_tokens: int | None) -> dict:
+def engine_payload(req: ChatRequest, default_temperature: float, max_tokens: int | None) -> dict:
     """One engine request (choice 0; the caller varies the seed per choice).
 
     Sampling follows Mistral's semantics: only temperature and top_p, so llama.cpp's own
@@ -47,15 +51,11 @@ def engine_payload(req: ChatRequest, default_temperature: float, native_tools: b
         payload["top_logprobs"] = req.top_logprobs or 0
     tools, must_call = tool_mode(req)
     messages = req.messages
-    if tools and native_tools:
-        payload["tools"] = tools
-        payload["tool_choice"] = "required" if must_call else "auto"
-        payload["parallel_tool_calls"] = req.parallel_tool_calls
-    elif tools:
+    if tools:
         messages = generic_tools.with_tool_prompt(messages, tools, must_call)
         payload["response_format"] = {"type": "json_schema", "json_schema": {
             "name": "answer", "schema": generic_tools.answer_schema(tools, must_call, req.parallel_tool_calls)}}
-    elif not native_tools:
+    else:
         # No tools offered now (tool_choice none): earlier tool traffic is rendered as text.
         messages = generic_tools.as_plain_messages(messages)
     if req.json_schema is not None:
@@ -68,5 +68,5 @@ def engine_payload(req: ChatRequest, default_temperature: float, native_tools: b
     return payload
 
 
-def uses_generic_tools(req: ChatRequest, native_tools: bool) -> bool:
-    return bool(tool_mode(req)[0]) and not native_tools
+def uses_generic_tools(req: ChatRequest) -> bool:
+    return bool(tool_mode(req)[0])

@@ -32,9 +32,8 @@ class ChatService:
         check_messages(req.messages, req.prefix)
         if req.json_schema:
             check_schema(req.json_schema, "response_format.json_schema.schema")
-        native = await client.template_supports_tools()
-        payload = engine_payload(req, worker.spec.default_temperature, native, req.max_tokens)
-        generic = uses_generic_tools(req, native)
+        payload = engine_payload(req, worker.spec.default_temperature, req.max_tokens)
+        generic = uses_generic_tools(req)
         return [ChoiceStream(client, i, payload, req, generic) for i in range(req.n)]
 
     async def _check_context(self, worker: ModelWorker, client: OpenAIEngineClient, req: ChatRequest,

@@ -22,7 +22,6 @@ class OpenAIEngineClient:
 
     def __init__(self, base_url: str, max_connections: int, timeout_s: float):
         self.base_url = base_url
-        self._supports_tools: bool | None = None
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
@@ -58,17 +57,6 @@ class OpenAIEngineClient:
         templated = await self._post("/apply-template", {"messages": messages})
         tokens = await self._post("/tokenize", {"content": templated["prompt"], "add_special": True})
         return len(tokens["tokens"])
-
-    async def template_supports_tools(self) -> bool:
-        """Whether the model's own chat template renders tools (llama.cpp reports it in /props)."""
-        if self._supports_tools is None:
-            try:
-                response = await self._http.get("/props")
-                caps = response.json().get("chat_template_caps", {}) if response.status_code == 200 else {}
-            except (httpx.HTTPError, ValueError):
-                caps = {}
-            self._supports_tools = bool(caps.get("supports_tools") and caps.get("supports_tool_calls"))
-        return self._supports_tools
 
     async def chat(self, payload: dict, timeout: float | None = None) -> dict:
         return await self._post("/v1/chat/completions", {**payload, "stream": False}, timeout)
