@@ -1,6 +1,8 @@
 """Fixtures: real `plateforme serve` processes on the real default model."""
 
+import os
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -48,3 +50,23 @@ def http(server):
 @pytest.fixture
 def model() -> str:
     return DEFAULT_MODEL
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server; skipped only where none is installed and CI did not ask for it."""
+    from postgres_server import PostgresServer, find_pg_bin
+
+    if find_pg_bin() is None and not os.environ.get("PLATEFORME_TEST_REQUIRE_POSTGRES"):
+        pytest.skip("PostgreSQL server not installed (apt-get install postgresql)")
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database URL: SQLite in a temporary directory, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'plateforme.db'}"
+    return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")

@@ -1,0 +1,1 @@
+"""Persistent state: the relational database (SQLAlchemy) and blob storage."""

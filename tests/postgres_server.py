@@ -1,0 +1,63 @@
+"""A private PostgreSQL server for tests: initdb in a temporary directory, started and stopped here.
+
+Uses Debian's postgresql package (.ci/run installs it in CI). initdb refuses to run as root, so
+as root the cluster runs as the `postgres` system user.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from server_process import free_port
+
+
+def find_pg_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+class PostgresServer:
+    def __init__(self):
+        self.bin = find_pg_bin()
+        if self.bin is None:
+            raise RuntimeError("PostgreSQL server binaries not found: `apt-get install postgresql` (see .ci/run)")
+        # Not under pytest's tmp dir: that one is private to root, and the cluster may run as postgres.
+        workdir = Path(tempfile.mkdtemp(prefix="plateforme-pg-"))
+        self.workdir = workdir
+        self.dir = workdir / "pgdata"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_user:
+            shutil.chown(workdir, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._run("pg_ctl", "-D", str(self.dir), "-l", str(workdir / "postgres.log"), "-w", "-o",
+                  f"-p {self.port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self._as_user, str(self.bin / tool), *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self) -> None:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                self._run("pg_ctl", "-D", str(self.dir), "-m", "fast", "-w", "stop")
+                break
+            except subprocess.CalledProcessError:
+                time.sleep(0.5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
