@@ -44,6 +44,12 @@ class ServerProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEFORME_")}
         full_env["PLATEFORME_DATA_DIR"] = str(workdir / "data")
         full_env.update(env or {})
+        if "PLATEFORME_API_KEY" not in full_env and "PLATEFORME_NO_AUTH" not in full_env:
+            full_env["PLATEFORME_NO_AUTH"] = "1"
+        self.env = full_env
+        if full_env.get("PLATEFORME_NO_AUTH") == "false" and not self.api_key:
+            # Real keys: the first admin is created before the server starts, as an operator would.
+            self.api_key = self.admin("bootstrap", "--email", "admin@example.com").splitlines()[-1]
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
 
@@ -61,6 +67,8 @@ class ServerProcess:
                 last = httpx.get(f"{self.url}/health", headers=self.headers, timeout=20)
                 if last.status_code == 200:
                     return last.json()
+                if last.status_code == 401:
+                    raise RuntimeError(f"/health refused the test key: {last.text}")
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
@@ -72,6 +80,14 @@ class ServerProcess:
     def worker_pid(self, model: str = DEFAULT_MODEL) -> int:
         body = self.health().json()
         return next(m["pid"] for m in body["models"] if m["model"] == model)
+
+    def admin(self, *args: str) -> str:
+        """Run `plateforme admin ARGS` on this server's database; return its standard output."""
+        done = subprocess.run([sys.executable, "-m", "plateforme.cli", "admin", *args], env=self.env,
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode:
+            raise RuntimeError(f"plateforme admin {' '.join(args)} failed: {done.stderr}")
+        return done.stdout.strip()
 
     def log(self) -> str:
         self._log.flush()

@@ -57,3 +57,12 @@ def sse_chunks(text: str) -> tuple[list[dict], bool]:
         else:
             chunks.append(json.loads(data))
     return chunks, done
+
+
+def validate_response(path: str, method: str, status: int, body) -> None:
+    """Validate `body` against the spec's JSON response schema of operation METHOD PATH."""
+    assert 200 <= status < 300, (path, method, status, body)
+    responses = _spec()["paths"][path][method]["responses"]
+    content = responses.get(str(status), responses.get("200"))["content"]["application/json"]["schema"]
+    name = content["$ref"].rsplit("/", 1)[-1]
+    validate(body, name)

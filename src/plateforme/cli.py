@@ -5,7 +5,8 @@ import logging
 import sys
 from pathlib import Path
 
-from plateforme.models.registry import ConfigError, ModelRegistry
+from plateforme import cli_admin
+from plateforme.models.registry import IMPORTED_MODELS_FILE, ConfigError, ModelRegistry
 from plateforme.models.spec import ModelFileMissing
 from plateforme.settings import Settings
 
@@ -25,14 +26,12 @@ def serve(args: argparse.Namespace) -> None:
 
     from plateforme.api.app import create_app
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "config": args.config}.items() if v}
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port, "config": args.config,
+                                   "no_auth": args.no_auth}.items() if v}
     settings = Settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     registry = _load(settings)
-    if settings.api_key is None:
-        logging.getLogger("plateforme").warning(
-            "PLATEFORME_API_KEY is not set: the API accepts requests without a key")
     app = create_app(settings, registry)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
 
@@ -45,6 +44,20 @@ def list_models(args: argparse.Namespace) -> None:
         print(f"{spec.name:28} {spec.engine:9} {spec.context_length:>7} {spec.parallel:>5}  {spec.weights_path()}")
 
 
+def import_model(args: argparse.Namespace) -> None:
+    from plateforme.models.importer import ImportFailed, import_checkpoint
+
+    data_dir = Settings().data_dir
+    try:
+        spec = import_checkpoint(args.src, data_dir, name=args.name, quant=args.quant)
+    except (ImportFailed, ConfigError) as exc:
+        sys.exit(f"plateforme: {exc}")
+    except OSError as exc:
+        sys.exit(f"plateforme: import failed: {exc}")
+    print(f"imported {spec.name} ({spec.context_length} tokens of context): {spec.path}\n"
+          f"registered in {data_dir / IMPORTED_MODELS_FILE}; `plateforme serve` will serve it")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="plateforme", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,12 +65,20 @@ def main(argv: list[str] | None = None) -> None:
     p_serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p_serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     p_serve.add_argument("--config", type=Path, help="models config file (YAML)")
+    p_serve.add_argument("--no-auth", action="store_true",
+                         help="development only: accept requests without an API key")
     p_serve.set_defaults(func=serve)
     p_models = sub.add_parser("models", help="model registry")
     models_sub = p_models.add_subparsers(dest="models_command", required=True)
     p_list = models_sub.add_parser("list", help="list the configured models")
     p_list.add_argument("--config", type=Path, help="models config file (YAML)")
     p_list.set_defaults(func=list_models)
+    p_import = models_sub.add_parser("import", help="convert a checkpoint directory to GGUF and register it")
+    p_import.add_argument("src", type=Path, help="Mistral-native (params.json) or Hugging Face (config.json) checkpoint")
+    p_import.add_argument("--name", help="model name (default: from the directory name)")
+    p_import.add_argument("--quant", choices=["f16", "q8_0", "f32"], default="f16", help="weights type (default f16)")
+    p_import.set_defaults(func=import_model)
+    cli_admin.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
 

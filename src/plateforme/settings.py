@@ -16,7 +16,17 @@ class Settings(BaseSettings):
     config: Path | None = None
     # Where the platform keeps its own data: imported models and their registry, ...
     data_dir: Path = Path("~/.plateforme").expanduser()
-    # When set, every request must carry `Authorization: Bearer <api_key>`.
+    # Database URL (sqlite:///..., postgresql://user:pass@host/db); SQLite in `data_dir` when unset.
+    database_url: str | None = None
+    # Where uploaded files live: a directory, or s3://bucket/prefix; `data_dir`/blobs when unset.
+    blob_store: str | None = None
+    # Largest accepted upload (bytes); larger ones get 413.
+    max_upload_bytes: int = 512 * 1024 * 1024
+    # Key for signed file links; generated into `data_dir` when unset (share it between nodes).
+    url_signing_key: str | None = None
+    # Development only: serve without authentication (every caller is the admin of one workspace).
+    no_auth: bool = False
+    # A static admin key, for single-user set-ups and tests; keys from `plateforme admin` also work.
     api_key: SecretStr | None = None
     # Seconds a worker may take to load its model before it counts as failed.
     worker_start_timeout: float = 180.0
@@ -25,3 +35,11 @@ class Settings(BaseSettings):
     # Seconds a request may wait for its first byte from a worker.
     engine_timeout: float = 600.0
     log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        from plateforme.storage.database import default_url
+
+        return self.database_url or default_url(self.data_dir)
+
+    def resolved_blob_store(self) -> str:
+        return self.blob_store or str(self.data_dir / "blobs")

@@ -1,18 +1,50 @@
-"""Build the FastAPI application: routes, error shape, auth, and the model workers' lifecycle."""
+"""Build the FastAPI application: routes, error shape, auth, storage, and the model workers' lifecycle."""
 
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
 from plateforme import __version__
-from plateforme.api.auth import require_api_key
+from plateforme.api.auth import KeyCache, authenticate
 from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
-from plateforme.api.routes import chat, health, models
+from plateforme.api.routes import chat, files, fim, health, models
 from plateforme.chat.service import ChatService
 from plateforme.engines.pool import WorkerPool
+from plateforme.files.service import FileService
+from plateforme.fim.service import FIMService
+from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
 from plateforme.settings import Settings
+from plateforme.storage.blobs import open_blob_store
+from plateforme.storage.database import open_database
+from plateforme.tenancy.accounts import Accounts
+from plateforme.tenancy.audit import AuditLog
+from plateforme.tenancy.workspace_bootstrap import ensure_workspace
+
+log = logging.getLogger("plateforme")
+
+
+def _storage(app: FastAPI, settings: Settings) -> None:
+    db = open_database(settings.resolved_database_url())
+    app.state.db = db
+    app.state.accounts = Accounts(db)
+    app.state.audit = AuditLog(db)
+    app.state.key_cache = KeyCache()
+    blobs = open_blob_store(settings.resolved_blob_store())
+    if hasattr(blobs, "sweep_partials"):
+        blobs.sweep_partials()
+    app.state.files = FileService(db, blobs, settings.max_upload_bytes)
+    app.state.url_signer = UrlSigner(load_signing_key(settings.url_signing_key, settings.data_dir))
+    if settings.no_auth or settings.api_key is not None:
+        ensure_workspace(db)  # the workspace of --no-auth mode and of the static key
+    if settings.no_auth:
+        log.warning("--no-auth: the API is open to anyone who can reach %s:%s; development only",
+                    settings.host, settings.port)
+    elif settings.api_key is None and not app.state.accounts.has_users():
+        log.warning("no users yet: create the first admin and key with "
+                    "`plateforme admin bootstrap --email you@example.com`")
 
 
 def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
@@ -25,15 +57,18 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
             yield
         finally:
             await pool.stop()
+            app.state.db.dispose()
 
-    app = FastAPI(title="plateforme", version=__version__, lifespan=lifespan,
-                  dependencies=[Depends(require_api_key)])
+    app = FastAPI(title="plateforme", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.registry = registry
     app.state.pool = pool
     app.state.chat = ChatService(registry, pool)
+    app.state.fim = FIMService(registry, pool)
+    _storage(app, settings)
     install_error_handlers(app)
     app.add_middleware(DefaultJSONContentType)
-    for module in (chat, models, health):
-        app.include_router(module.router)
+    for module in (chat, fim, models, health, files):
+        app.include_router(module.router, dependencies=[Depends(authenticate)])
+    app.include_router(files.public_router)
     return app

@@ -53,6 +53,10 @@ class StoredFile(Base):
     __table_args__ = (Index("ix_files_workspace_created", "workspace_id", "created_at"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The uploader; with visibility "user" only they (and admins) see the file.
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    visibility: Mapped[str] = mapped_column(String(10), default="workspace")  # workspace | user
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     filename: Mapped[str] = mapped_column(String(255))
     purpose: Mapped[str] = mapped_column(String(20))
     bytes: Mapped[int] = mapped_column(BigInteger)

@@ -1,8 +1,8 @@
-"""initial schema: workspaces, users, keys, files, usage, audit
+"""initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 20:02:59.944570
+Revises: (none)
+Create Date: 2026-11-23 20:07:12.569558
 """
 
 from alembic import op
@@ -47,6 +47,9 @@ def upgrade() -> None:
     op.create_table('files',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('workspace_id', sa.String(length=40), nullable=False),
+    sa.Column('user_id', sa.String(length=40), nullable=True),
+    sa.Column('visibility', sa.String(length=10), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('filename', sa.String(length=255), nullable=False),
     sa.Column('purpose', sa.String(length=20), nullable=False),
     sa.Column('bytes', sa.BigInteger(), nullable=False),

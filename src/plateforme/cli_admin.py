@@ -1,0 +1,132 @@
+"""`plateforme admin ...`: bootstrap the first admin, manage workspaces, users, keys; read the audit log.
+
+Works directly on the platform's database (PLATEFORME_DATABASE_URL or the data directory), so it
+runs on the server machine with or without the server running. Every change is audited.
+"""
+
+import argparse
+import sys
+from datetime import timedelta
+
+from plateforme.settings import Settings
+from plateforme.storage.database import open_database
+from plateforme.tenancy.accounts import Accounts
+from plateforme.tenancy.audit import AuditLog
+from plateforme.tenancy.errors import AccountError
+from plateforme.tenancy.ids import utcnow
+
+
+def _services() -> tuple[Accounts, AuditLog]:
+    db = open_database(Settings().resolved_database_url())
+    return Accounts(db), AuditLog(db)
+
+
+def _table(rows: list[tuple], header: tuple) -> None:
+    widths = [max(len(str(v)) for v in col) for col in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _limits(args) -> dict:
+    return {k: v for k, v in {"requests_per_minute": args.rpm, "tokens_per_minute": args.tpm,
+                              "token_budget": getattr(args, "budget", None),
+                              "budget_period": getattr(args, "period", None)}.items() if v is not None}
+
+
+def run(args: argparse.Namespace) -> None:
+    accounts, audit = _services()
+    try:
+        _dispatch(args, accounts, audit)
+    except AccountError as exc:
+        sys.exit(f"plateforme admin: {exc}")
+
+
+def _dispatch(args, accounts: Accounts, audit: AuditLog) -> None:
+    what = (args.admin_command, getattr(args, "action", None))
+    if what[0] == "bootstrap":
+        user, key = accounts.bootstrap(args.email, args.workspace)
+        audit.record(None, "admin.bootstrap", "user", user.id, "cli", workspace_id=user.workspace_id)
+        print(f"Admin {user.email} created in workspace {args.workspace!r}. API key (shown once, store it now):")
+        print(key)
+    elif what == ("workspaces", "create"):
+        ws = accounts.create_workspace(args.name, **_limits(args))
+        audit.record(None, "workspace.create", "workspace", ws.id, "cli", workspace_id=ws.id)
+        print(ws.id)
+    elif what == ("workspaces", "limits"):
+        ws = accounts.update_limits(args.workspace, **_limits(args))
+        audit.record(None, "workspace.limits", "workspace", ws.id, "cli", _limits(args), workspace_id=ws.id)
+        print(f"{ws.name}: rpm={ws.requests_per_minute} tpm={ws.tokens_per_minute} "
+              f"budget={ws.token_budget}/{ws.budget_period}")
+    elif what == ("workspaces", "list"):
+        _table([(w.id, w.name, w.requests_per_minute, w.tokens_per_minute, w.token_budget, w.budget_period)
+                for w in accounts.list_workspaces()], ("ID", "NAME", "RPM", "TPM", "BUDGET", "PERIOD"))
+    elif what == ("users", "create"):
+        user = accounts.create_user(accounts.workspace(args.workspace).id, args.email, args.role)
+        audit.record(None, "user.create", "user", user.id, "cli", workspace_id=user.workspace_id)
+        print(user.id)
+    elif what == ("users", "list"):
+        _table([(u.id, u.email, u.role) for u in accounts.list_users(accounts.workspace(args.workspace).id)],
+               ("ID", "EMAIL", "ROLE"))
+    elif what == ("keys", "create"):
+        expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
+        key, plaintext = accounts.create_key(args.user, args.name, expires, args.rpm, args.tpm)
+        audit.record(None, "key.create", "api_key", key.id, "cli", workspace_id=key.workspace_id)
+        print(f"Key {key.prefix} ({key.id}) for {args.user}. Shown once, store it now:", file=sys.stderr)
+        print(plaintext)
+    elif what == ("keys", "list"):
+        workspace = accounts.workspace(args.workspace).id if args.workspace else None
+        _table([(k.id, k.prefix, k.name, k.workspace_id, k.user_id, k.expires_at or "-",
+                 "revoked" if k.revoked_at else "active") for k in accounts.list_keys(workspace)],
+               ("ID", "PREFIX", "NAME", "WORKSPACE", "USER", "EXPIRES", "STATE"))
+    elif what == ("keys", "revoke"):
+        key = accounts.revoke_key(args.key)
+        audit.record(None, "key.revoke", "api_key", key.id, "cli", workspace_id=key.workspace_id)
+        print(f"revoked {key.prefix}")
+    elif what[0] == "audit":
+        workspace = accounts.workspace(args.workspace).id if args.workspace else None
+        _table([(e.at.isoformat(timespec="seconds"), e.workspace_id or "-", e.actor_user_id or e.actor_key_id or "-",
+                 e.action, f"{e.resource_type or ''}:{e.resource_id or ''}", e.address or "-")
+                for e in reversed(audit.events(workspace, limit=args.limit))],
+               ("AT", "WORKSPACE", "ACTOR", "ACTION", "RESOURCE", "ADDRESS"))
+
+
+def add_parser(sub) -> None:
+    admin = sub.add_parser("admin", help="workspaces, users, API keys, audit log")
+    admin.set_defaults(func=run)
+    cmds = admin.add_subparsers(dest="admin_command", required=True)
+    boot = cmds.add_parser("bootstrap", help="create the first admin user and key")
+    boot.add_argument("--email", required=True)
+    boot.add_argument("--workspace", default="default")
+
+    def limit_flags(p, with_budget: bool) -> None:
+        p.add_argument("--rpm", type=int, help="requests per minute")
+        p.add_argument("--tpm", type=int, help="tokens per minute")
+        if with_budget:
+            p.add_argument("--budget", type=int, help="tokens per budget period")
+            p.add_argument("--period", choices=["day", "month"])
+
+    ws = cmds.add_parser("workspaces").add_subparsers(dest="action", required=True)
+    create = ws.add_parser("create")
+    create.add_argument("name")
+    limit_flags(create, True)
+    limits = ws.add_parser("limits", help="set a workspace's limits")
+    limits.add_argument("workspace", help="id or name")
+    limit_flags(limits, True)
+    ws.add_parser("list")
+    users = cmds.add_parser("users").add_subparsers(dest="action", required=True)
+    ucreate = users.add_parser("create")
+    ucreate.add_argument("--workspace", required=True, help="id or name")
+    ucreate.add_argument("--email", required=True)
+    ucreate.add_argument("--role", choices=["admin", "member"], default="member")
+    users.add_parser("list").add_argument("--workspace", required=True)
+    keys = cmds.add_parser("keys").add_subparsers(dest="action", required=True)
+    kcreate = keys.add_parser("create")
+    kcreate.add_argument("--user", required=True, help="user id")
+    kcreate.add_argument("--name", default="default")
+    kcreate.add_argument("--expires-in-days", type=float)
+    limit_flags(kcreate, False)
+    keys.add_parser("list").add_argument("--workspace")
+    keys.add_parser("revoke").add_argument("key", help="key id or prefix")
+    audit = cmds.add_parser("audit", help="read the audit log")
+    audit.add_argument("--workspace")
+    audit.add_argument("--limit", type=int, default=100)

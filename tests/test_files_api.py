@@ -1,0 +1,116 @@
+"""Files API with real keys: the mistralai SDK, spec shapes, workspace isolation, signed links, limits."""
+
+import io
+import time
+
+import httpx
+import pytest
+from mistralai.client import Mistral
+from server_process import default_model_entry
+from spec_schema import validate_response
+
+JSONL = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n' * 3
+
+
+@pytest.fixture(scope="module")
+def tenants(start_server):
+    """A server with two workspaces, each with a member key, plus the bootstrap admin key."""
+    server = start_server(models=[default_model_entry(parallel=1, max_queue=2)],
+                          env={"PLATEFORME_MAX_UPLOAD_BYTES": "100000", "PLATEFORME_NO_AUTH": "false"})
+    admin_key = server.api_key  # the bootstrap admin's key
+    keys = {}
+    for team in ("alpha", "beta"):
+        server.admin("workspaces", "create", team)
+        user = server.admin("users", "create", "--workspace", team, "--email", f"dev@{team}.example")
+        keys[team] = server.admin("keys", "create", "--user", user)
+    return server, admin_key, keys
+
+
+def _client(server, key) -> Mistral:
+    return Mistral(api_key=key, server_url=server.url)
+
+
+def test_files_round_trip_with_the_sdk(tenants):
+    server, _, keys = tenants
+    client = _client(server, keys["alpha"])
+    up = client.files.upload(file={"file_name": "train.jsonl", "content": JSONL}, purpose="fine-tune")
+    assert (up.filename, up.size_bytes, up.num_lines, up.purpose, up.source) == ("train.jsonl", len(JSONL), 3,
+                                                                            "fine-tune", "upload")
+    listed = client.files.list(purpose="fine-tune", search="train")
+    assert [f.id for f in listed.data] == [up.id] and listed.total == 1
+    assert client.files.retrieve(file_id=up.id).signature == up.signature
+    assert client.files.download(file_id=up.id).read() == JSONL
+    url = client.files.get_signed_url(file_id=up.id, expiry=1).url
+    assert httpx.get(url).content == JSONL  # no key needed
+    deleted = client.files.delete(file_id=up.id)
+    assert deleted.deleted and deleted.id == up.id
+    assert client.files.list().total == 0
+    assert httpx.get(url).status_code == 404
+
+
+def test_file_responses_follow_the_spec(tenants):
+    server, _, keys = tenants
+    h = {"Authorization": f"Bearer {keys['alpha']}"}
+    r = httpx.post(f"{server.url}/v1/files", headers=h, files={"file": ("a.jsonl", JSONL)}, data={"purpose": "batch"})
+    validate_response("/v1/files", "post", r.status_code, r.json())
+    file_id = r.json()["id"]
+    for path, method in [("/v1/files", "get"), ("/v1/files/{file_id}", "get"), ("/v1/files/{file_id}/url", "get"),
+                         ("/v1/files/{file_id}", "delete")]:
+        r = httpx.request(method.upper(), server.url + path.format(file_id=file_id), headers=h)
+        validate_response(path, method, r.status_code, r.json())
+
+
+def test_one_workspace_never_sees_anothers_files(tenants):
+    server, admin_key, keys = tenants
+    alpha, beta = _client(server, keys["alpha"]), _client(server, keys["beta"])
+    mine = alpha.files.upload(file={"file_name": "secret.jsonl", "content": JSONL})
+    h = {"Authorization": f"Bearer {keys['beta']}"}
+    assert all(f.id != mine.id for f in beta.files.list().data)
+    for method, path in [("GET", ""), ("GET", "/content"), ("GET", "/url"), ("DELETE", "")]:
+        r = httpx.request(method, f"{server.url}/v1/files/{mine.id}{path}", headers=h)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.json()["object"] == "error"
+    admin = _client(server, admin_key)  # an admin acts within its own workspace, not others'
+    assert all(f.id != mine.id for f in admin.files.list().data)
+    assert alpha.files.retrieve(file_id=mine.id).id == mine.id
+
+
+def test_signed_links_cannot_be_forged(tenants):
+    server, _, keys = tenants
+    client = _client(server, keys["alpha"])
+    up = client.files.upload(file={"file_name": "x.jsonl", "content": JSONL})
+    url = httpx.URL(client.files.get_signed_url(file_id=up.id).url)
+    params = dict(url.params)
+    longer = url.copy_with(params={**params, "expires": str(int(params["expires"]) + 3600)})
+    assert httpx.get(longer).status_code == 403
+    other = url.copy_with(params={**params, "signature": "0" * 64})
+    assert httpx.get(other).status_code == 403
+    assert httpx.get(url).status_code == 200
+
+
+def test_filenames_are_sanitised_and_size_is_limited(tenants):
+    server, _, keys = tenants
+    client = _client(server, keys["beta"])
+    for name, stored in [("../../etc/passwd.jsonl", "passwd.jsonl"), ("..\\..\\pa:ss|wd.jsonl", "pa_ss_wd.jsonl"),
+                         ("...", "upload")]:
+        assert client.files.upload(file={"file_name": name, "content": JSONL}).filename == stored
+    h = {"Authorization": f"Bearer {keys['beta']}"}
+    r = httpx.post(f"{server.url}/v1/files", headers=h, files={"file": ("big.jsonl", io.BytesIO(b"x" * 200_000))})
+    assert r.status_code == 413 and r.json()["object"] == "error"
+    r = httpx.post(f"{server.url}/v1/files", headers=h, files={"file": ("a.jsonl", JSONL)}, data={"purpose": "nope"})
+    assert r.status_code == 422
+
+
+def test_missing_revoked_and_wrong_keys_get_401(tenants):
+    server, _, keys = tenants
+    assert httpx.get(f"{server.url}/v1/files").status_code == 401
+    assert httpx.get(f"{server.url}/v1/models", headers={"Authorization": "Bearer plat-abcdefgh-nope"}).status_code == 401
+    user = server.admin("users", "create", "--workspace", "alpha", "--email", "temp@alpha.example")
+    key = server.admin("keys", "create", "--user", user)
+    h = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{server.url}/v1/files", headers=h).status_code == 200
+    server.admin("keys", "revoke", key.rsplit("-", 1)[0] if key.count("-") == 2 else key[:13])
+    time.sleep(2.5)  # key lookups are cached for 2 s
+    assert httpx.get(f"{server.url}/v1/files", headers=h).status_code == 401
+    audit = server.admin("audit", "--limit", "50")
+    assert "key.revoke" in audit and "file.upload" in audit
