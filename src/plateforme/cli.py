@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from plateforme import cli_admin
+from plateforme.models.importer import QUANTS, ImportFailed, import_checkpoint
 from plateforme.models.registry import IMPORTED_MODELS_FILE, ConfigError, ModelRegistry
 from plateforme.models.spec import ModelFileMissing
 from plateforme.settings import Settings
@@ -45,8 +46,6 @@ def list_models(args: argparse.Namespace) -> None:
 
 
 def import_model(args: argparse.Namespace) -> None:
-    from plateforme.models.importer import ImportFailed, import_checkpoint
-
     data_dir = Settings().data_dir
     try:
         spec = import_checkpoint(args.src, data_dir, name=args.name, quant=args.quant)
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     p_import = models_sub.add_parser("import", help="convert a checkpoint directory to GGUF and register it")
     p_import.add_argument("src", type=Path, help="Mistral-native (params.json) or Hugging Face (config.json) checkpoint")
     p_import.add_argument("--name", help="model name (default: from the directory name)")
-    p_import.add_argument("--quant", choices=["f16", "q8_0", "f32"], default="f16", help="weights type (default f16)")
+    p_import.add_argument("--quant", choices=QUANTS, default="f16", help="weights type (default f16)")
     p_import.set_defaults(func=import_model)
     cli_admin.add_parser(sub)
     args = parser.parse_args(argv)
