@@ -26,6 +26,10 @@ class ChoiceStream:
             # Distinct but reproducible choices: choice i samples with seed + i.
             self.payload["seed"] = req.seed + index
 
+    async def count_prompt_tokens(self) -> int:
+        """Tokens the chat template makes of the prompt, as the engine will see them."""
+        return await self.client.count_chat_prompt_tokens(self.payload["messages"])
+
     def _phases(self) -> list[dict]:
         req, payload = self.req, self.payload
         if not req.min_tokens or (req.max_tokens is not None and req.max_tokens <= req.min_tokens):

@@ -9,6 +9,7 @@ from plateforme.chat.errors import ContextLengthExceeded, UnknownModel
 from plateforme.chat.fanout import merge
 from plateforme.chat.json_schema_support import check_schema
 from plateforme.chat.message_checks import check_messages
+from plateforme.chat.mistral_choice import mistral_choices
 from plateforme.chat.types import ChatRequest, Choice, Completion, Delta, Usage
 from plateforme.engines.errors import EngineContextExceeded
 from plateforme.engines.openai_client import OpenAIEngineClient
@@ -32,17 +33,18 @@ class ChatService:
         check_messages(req.messages, req.prefix)
         if req.json_schema:
             check_schema(req.json_schema, "response_format.json_schema.schema")
+        if worker.spec.tokenizer:  # Mistral-format model: mistral-common tokenizes (off the event loop)
+            return await asyncio.to_thread(mistral_choices, client, worker.spec, req)
         payload = engine_payload(req, worker.spec.default_temperature, req.max_tokens)
         generic = uses_generic_tools(req)
         return [ChoiceStream(client, i, payload, req, generic) for i in range(req.n)]
 
-    async def _check_context(self, worker: ModelWorker, client: OpenAIEngineClient, req: ChatRequest,
-                             messages: list[dict]) -> None:
+    async def _check_context(self, worker: ModelWorker, req: ChatRequest, choice: ChoiceStream) -> None:
         """Refuse prompt + max_tokens beyond the window (the engine itself refuses a too-long prompt)."""
         if req.max_tokens is None:
             return
         window = worker.spec.context_length
-        prompt_tokens = await client.count_chat_prompt_tokens(messages)
+        prompt_tokens = await choice.count_prompt_tokens()
         if prompt_tokens + req.max_tokens > window:
             raise ContextLengthExceeded(
                 f"Prompt contains {prompt_tokens} tokens and max_tokens is {req.max_tokens}: "
@@ -56,13 +58,13 @@ class ChatService:
 
     async def complete(self, req: ChatRequest) -> Completion:
         worker = self._worker(req.model)
-        with worker.admission.admit():
+        async with worker.admission.admit():
             client = worker.client()
             choices = await self._plan(worker, client, req)
             # The context check runs while generation starts: it only costs time when it fails.
             generations = [asyncio.create_task(c.run()) for c in choices]
             try:
-                await self._check_context(worker, client, req, choices[0].payload["messages"])
+                await self._check_context(worker, req, choices[0])
                 results = await asyncio.gather(*generations)
             except EngineContextExceeded as exc:
                 raise self._too_long(exc, req) from exc
@@ -80,13 +82,13 @@ class ChatService:
         answer with an HTTP error when the first `__anext__` raises.
         """
         worker = self._worker(req.model)
-        with worker.admission.admit():
+        async with worker.admission.admit():
             client = worker.client()
             choices = await self._plan(worker, client, req)
             merged = merge([c.stream() for c in choices])
             first = asyncio.create_task(anext(merged, None))
             try:
-                await self._check_context(worker, client, req, choices[0].payload["messages"])
+                await self._check_context(worker, req, choices[0])
                 item = await first
             except EngineContextExceeded as exc:
                 raise self._too_long(exc, req) from exc

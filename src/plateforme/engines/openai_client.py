@@ -64,8 +64,26 @@ class OpenAIEngineClient:
     async def stream_chat(self, payload: dict) -> AsyncIterator[dict]:
         """Yield the engine's stream chunks; raise EngineUnavailable if the stream breaks."""
         body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        async for chunk in self._sse("/v1/chat/completions", body):
+            yield chunk
+
+    async def tokenize(self, text: str) -> list[int]:
+        """Token ids of plain `text` (no BOS, special-token names not parsed)."""
+        result = await self._post("/tokenize", {"content": text, "add_special": False, "parse_special": False})
+        return result["tokens"]
+
+    async def stream_completion(self, payload: dict) -> AsyncIterator[dict]:
+        """llama.cpp's native `POST /completion` (prompt given as token ids), streamed.
+
+        Chunks carry `content`, `tokens` (with `return_tokens`), `completion_probabilities`;
+        the last one has `stop: true`, `stop_type`, `tokens_predicted` and `tokens_evaluated`.
+        """
+        async for chunk in self._sse("/completion", {**payload, "stream": True}):
+            yield chunk
+
+    async def _sse(self, path: str, body: dict) -> AsyncIterator[dict]:
         try:
-            async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
+            async with self._http.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     self._raise_for_status(response)
@@ -81,6 +99,9 @@ class OpenAIEngineClient:
                     if "error" in chunk:
                         raise EngineUnavailable(f"model worker failed mid-stream: {chunk['error']}")
                     yield chunk
+                    if chunk.get("stop") is True:  # /completion ends with its stop chunk
+                        finished = True
+                        break
                 if not finished:
                     raise EngineUnavailable("model worker closed the stream before it finished")
         except httpx.HTTPError as exc:

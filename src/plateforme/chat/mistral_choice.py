@@ -1,0 +1,103 @@
+"""One choice of a chat completion on a Mistral-format model: prompt tokens in, deltas out.
+
+The prompt is mistral-common's encoding (chat/mistral_prompt.py), sent as token ids to the
+engine's `/completion`. Text streams as the engine writes it; once the model writes the
+[TOOL_CALLS] control token the rest is collected and parsed into tool calls (sent whole, as
+Mistral does). Calls the request requires are generated under constraints instead
+(chat/mistral_tool_calls.py).
+"""
+
+from collections.abc import AsyncIterator
+
+from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
+from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+from plateforme.chat.choice_stream import ChoiceStream
+from plateforme.chat.engine_payload import tool_mode
+from plateforme.chat.errors import InvalidChatRequest
+from plateforme.chat.json_bounds import json_object_grammar
+from plateforme.chat.mistral_prompt import encode_chat, load_tokenizer
+from plateforme.chat.mistral_tool_calls import (
+    compact_schema, forced_tool_calls, parse_tool_calls, tool_calls_token,
+)
+from plateforme.chat.types import ChatRequest, Delta, Usage
+from plateforme.engines.openai_client import OpenAIEngineClient
+from plateforme.engines.token_generation import Finished, generate, sampling_params
+from plateforme.models.spec import ModelSpec
+
+
+class MistralChoiceStream(ChoiceStream):
+    def __init__(self, client: OpenAIEngineClient, index: int, req: ChatRequest, tokenizer: MistralTokenizer,
+                 prompt: list[int], tools: list[dict], must_call: bool, params: dict):
+        self.client, self.index, self.req = client, index, req
+        self.tokenizer, self.prompt, self.tools, self.must_call = tokenizer, prompt, tools, must_call
+        self.params = dict(params)
+        if req.seed is not None:
+            self.params["seed"] = req.seed + index  # distinct but reproducible choices
+
+    async def count_prompt_tokens(self) -> int:
+        return len(self.prompt)
+
+    async def stream(self) -> AsyncIterator[Delta | Usage]:
+        if self.must_call:
+            # Generated before the first delta, so a failure is still an HTTP error.
+            calls, used = await forced_tool_calls(self.client, self.tokenizer, self.prompt, self.tools,
+                                                  self.params, self.req.max_tokens, self.req.parallel_tool_calls)
+            yield Delta(self.index, role="assistant", content="")
+            yield Delta(self.index, tool_calls=calls)
+            yield Delta(self.index, finish_reason="tool_calls")
+            yield Usage(len(self.prompt), used)
+            return
+        yield Delta(self.index, role="assistant", content="")
+        if self.req.prefix:
+            yield Delta(self.index, content=self.req.messages[-1]["content"])
+        marker = tool_calls_token(self.tokenizer) if self.tools else None
+        call_tokens: list[int] | None = None
+        finished = Finished("stop", len(self.prompt), 0)
+        async for item in generate(self.client, self.prompt, self.params, self.req.max_tokens, self.req.min_tokens):
+            if isinstance(item, Finished):
+                finished = item
+            elif call_tokens is not None:
+                call_tokens += item.tokens
+            elif marker is not None and marker in item.tokens:
+                at = item.tokens.index(marker)
+                if at:
+                    yield Delta(self.index, content=self._decode(item.tokens[:at]))
+                call_tokens = item.tokens[at:]
+            elif item.text or item.logprobs:
+                yield Delta(self.index, content=item.text, logprobs=item.logprobs)
+        finish = finished.finish_reason
+        if call_tokens is not None:
+            calls = parse_tool_calls(self.tokenizer, call_tokens)
+            if calls:
+                finish = "tool_calls"
+                yield Delta(self.index, tool_calls=calls)
+            else:  # not a well-formed call: the text is the answer
+                yield Delta(self.index, content=self._decode(call_tokens))
+        yield Delta(self.index, finish_reason=finish)
+        yield Usage(finished.prompt_tokens or len(self.prompt), finished.completion_tokens)
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, special_token_policy=SpecialTokenPolicy.IGNORE)
+
+
+def mistral_choices(client: OpenAIEngineClient, spec: ModelSpec, req: ChatRequest) -> list[MistralChoiceStream]:
+    """The n choices of `req` on a model with a Mistral tokenizer."""
+    tokenizer = load_tokenizer(spec.tokenizer)
+    tools, must_call = tool_mode(req)
+    if tools and tool_calls_token(tokenizer) is None:
+        raise InvalidChatRequest(f"model {req.model!r} ({tokenizer.version.value} tokenizer) has no tool calling",
+                                 param="tools")
+    prompt = encode_chat(tokenizer, req, tools)
+    temperature = req.temperature if req.temperature is not None else spec.default_temperature
+    params = sampling_params(temperature, req.top_p, req.seed, req.stop, req.presence_penalty,
+                             req.frequency_penalty, (req.top_logprobs or 0) if req.logprobs else None)
+    if req.json_schema is not None:
+        if tools:
+            raise InvalidChatRequest("response_format json cannot be combined with tools in one request",
+                                     param="response_format")
+        if req.json_schema:
+            params["json_schema"] = compact_schema(req.json_schema)
+        else:  # JSON mode: any JSON object
+            params["grammar"] = json_object_grammar()
+    return [MistralChoiceStream(client, i, req, tokenizer, prompt, tools, must_call, params) for i in range(req.n)]

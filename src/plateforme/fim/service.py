@@ -1,0 +1,78 @@
+"""Fill-in-the-middle completions on a served model: checks, prompt tokens, generation, streaming.
+
+Results use the chat types (one choice, assistant deltas), as Mistral's FIM endpoint answers
+with chat-completion shapes.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from plateforme.chat.errors import ContextLengthExceeded, UnknownModel
+from plateforme.chat.types import Choice, Completion, Delta, Usage
+from plateforme.engines.errors import EngineContextExceeded
+from plateforme.engines.pool import ModelWorker, WorkerPool
+from plateforme.engines.token_generation import Finished, generate, sampling_params
+from plateforme.fim.prompt import gguf_fim_prompt, mistral_fim_prompt, model_fim_tokens
+from plateforme.fim.types import FIMRequest
+from plateforme.models.registry import ModelRegistry
+
+
+class FIMService:
+    def __init__(self, registry: ModelRegistry, pool: WorkerPool):
+        self.registry = registry
+        self.pool = pool
+
+    def _worker(self, model: str) -> ModelWorker:
+        spec = self.registry.get(model)
+        if spec is None:
+            raise UnknownModel(model)
+        return self.pool.get(spec.name)
+
+    async def stream(self, req: FIMRequest) -> AsyncIterator[Delta | Usage]:
+        """Deltas of the one choice, then its Usage. Checks (model, FIM support, capacity, context)
+        run before the first item, so the caller can still answer with an HTTP error."""
+        worker = self._worker(req.model)
+        spec = worker.spec
+        if spec.tokenizer:  # mistral-common tokenizes, off the event loop
+            prompt = await asyncio.to_thread(mistral_fim_prompt, spec, req)
+        else:
+            fim = await model_fim_tokens(spec)
+        async with worker.admission.admit():
+            client = worker.client()
+            if not spec.tokenizer:  # the engine tokenizes the text between the FIM tokens
+                prompt = await gguf_fim_prompt(fim, client, req)
+            self._check_context(spec.context_length, len(prompt), req)
+            temperature = req.temperature if req.temperature is not None else spec.default_temperature
+            params = sampling_params(temperature, req.top_p, req.seed, req.stop)
+            yield Delta(0, role="assistant", content="")
+            finished = Finished("stop", len(prompt), 0)
+            try:
+                async for item in generate(client, prompt, params, req.max_tokens, req.min_tokens):
+                    if isinstance(item, Finished):
+                        finished = item
+                    elif item.text:
+                        yield Delta(0, content=item.text)
+            except EngineContextExceeded as exc:
+                raise ContextLengthExceeded(f"Prompt contains {len(prompt)} tokens, too large for model "
+                                            f"{req.model!r} with {exc.context} maximum context length.") from exc
+            yield Delta(0, finish_reason=finished.finish_reason)
+            yield Usage(finished.prompt_tokens or len(prompt), finished.completion_tokens)
+
+    async def complete(self, req: FIMRequest) -> Completion:
+        content, finish, usage = "", "stop", Usage(0, 0)
+        async for item in self.stream(req):
+            if isinstance(item, Usage):
+                usage = item
+            else:
+                content += item.content or ""
+                finish = item.finish_reason or finish
+        return Completion([Choice(0, content, finish)], usage)
+
+    @staticmethod
+    def _check_context(window: int, prompt_tokens: int, req: FIMRequest) -> None:
+        """Refuse a prompt (plus max_tokens) beyond the context window: never truncated."""
+        wanted = prompt_tokens + (req.max_tokens or 0)
+        if prompt_tokens >= window or wanted > window:
+            raise ContextLengthExceeded(
+                f"Prompt and suffix make {prompt_tokens} tokens and max_tokens is {req.max_tokens}: together "
+                f"they exceed the {window}-token context of model {req.model!r}. Shorten them or lower max_tokens.")
