@@ -112,7 +112,16 @@ def test_model_without_fim_tokens_is_a_400(served):
     assert r.status_code == 404 and r.json()["object"] == "error"
     r = httpx.post(f"{server.url}/v1/fim/completions", json={"model": TINY, "prompt": "x", "suffix": "y",
                                                             "max_tokens": 5000}, timeout=60)
-    assert r.status_code == 400 and r.json()["type"] == "context_length_exceeded"
+    assert r.status_code == 400 and r.json()["type"] == "context_length_exceeded" and r.json()["param"] == "prompt"
     r = httpx.post(f"{server.url}/v1/fim/completions", json={"model": TINY, "prompt": "x", "best_of": 2})
     assert r.status_code == 422
     validate(r.json(), "HTTPValidationError")
+
+
+def test_model_cards_say_which_models_do_fim(served):
+    server, _ = served
+    cards = {c["id"]: c for c in httpx.get(f"{server.url}/v1/models", timeout=60).json()["data"]}
+    assert cards[STARCODER_FIM]["capabilities"]["completion_fim"] is True
+    assert cards[TINY]["capabilities"]["completion_fim"] is True
+    assert cards[DEFAULT_MODEL]["capabilities"]["completion_fim"] is False
+    assert all(c["capabilities"]["function_calling"] for c in cards.values())

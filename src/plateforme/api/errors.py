@@ -64,7 +64,7 @@ async def _unknown_model(_: Request, exc: UnknownModel) -> JSONResponse:
 
 
 async def _too_long(_: Request, exc: ContextLengthExceeded) -> JSONResponse:
-    return error_response(400, str(exc), "context_length_exceeded", param="messages")
+    return error_response(400, str(exc), "context_length_exceeded", param=exc.param)
 
 
 async def _invalid(_: Request, exc: InvalidChatRequest) -> JSONResponse:

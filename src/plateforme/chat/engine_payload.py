@@ -6,7 +6,7 @@ constrain `tool_choice: required` on a Hermes-style template in our tests, so it
 """
 
 from plateforme.chat import generic_tools
-from plateforme.chat.json_bounds import bounded_schema, json_object_grammar
+from plateforme.chat.json_bounds import compact_schema, json_object_grammar
 from plateforme.chat.errors import InvalidChatRequest
 from plateforme.chat.types import ChatRequest
 
@@ -55,7 +55,7 @@ def engine_payload(req: ChatRequest, default_temperature: float, max_tokens: int
     if tools:
         messages = generic_tools.with_tool_prompt(messages, tools, must_call)
         payload["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": "answer", "schema": bounded_schema(
+            "name": "answer", "schema": compact_schema(
                 generic_tools.answer_schema(tools, must_call, req.parallel_tool_calls))}}
     else:
         # No tools offered now (tool_choice none): earlier tool traffic is rendered as text.
@@ -66,7 +66,7 @@ def engine_payload(req: ChatRequest, default_temperature: float, max_tokens: int
                                      param="response_format")
         if req.json_schema:
             payload["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "answer", "schema": bounded_schema(req.json_schema)}}
+                "name": "answer", "schema": compact_schema(req.json_schema)}}
         else:  # JSON mode: any JSON object
             payload["grammar"] = json_object_grammar()
     payload["messages"] = messages

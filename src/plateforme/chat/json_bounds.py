@@ -39,6 +39,16 @@ def json_object_grammar() -> str:
     return "\n".join(rules) + _COMMON
 
 
+# llguidance (llama.cpp's JSON-schema engine): JSON written as json.dumps writes it, with no free
+# whitespace (a weak model could otherwise emit whitespace until max_tokens).
+_COMPACT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+
+def compact_schema(schema: dict) -> dict:
+    """`schema` with bounded strings, generated as compact JSON."""
+    return {**bounded_schema(schema), "x-guidance": _COMPACT}
+
+
 def bounded_schema(schema: dict) -> dict:
     """`schema` with maxLength on every free-form string that has none."""
     out = copy.deepcopy(schema)

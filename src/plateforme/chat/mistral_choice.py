@@ -17,9 +17,8 @@ from plateforme.chat.engine_payload import tool_mode
 from plateforme.chat.errors import InvalidChatRequest
 from plateforme.chat.json_bounds import json_object_grammar
 from plateforme.chat.mistral_prompt import encode_chat, load_tokenizer
-from plateforme.chat.mistral_tool_calls import (
-    compact_schema, forced_tool_calls, parse_tool_calls, tool_calls_token,
-)
+from plateforme.chat.json_bounds import compact_schema
+from plateforme.chat.mistral_tool_calls import forced_tool_calls, parse_tool_calls, tool_calls_token
 from plateforme.chat.types import ChatRequest, Delta, Usage
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.engines.token_generation import Finished, generate, sampling_params

@@ -19,7 +19,7 @@ from mistral_common.tokens.tokenizers.base import TokenizerVersion
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from plateforme.chat.errors import InvalidChatRequest
-from plateforme.chat.json_bounds import bounded_schema
+from plateforme.chat.json_bounds import compact_schema
 from plateforme.chat.tool_ids import new_tool_call_id
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.engines.token_generation import generate_text
@@ -27,14 +27,6 @@ from plateforme.engines.token_generation import generate_text
 MAX_PARALLEL_CALLS = 8
 _MISTRAL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
 _NO_PARAMETERS = {"type": "object", "properties": {}}
-# llguidance (llama.cpp's JSON-schema engine): JSON written as mistral-common's json.dumps writes it,
-# with no free whitespace (a weak model could otherwise emit whitespace until max_tokens).
-_COMPACT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-
-
-def compact_schema(schema: dict) -> dict:
-    """`schema` with bounded strings, generated as compact JSON."""
-    return {**bounded_schema(schema), "x-guidance": _COMPACT}
 
 
 def _declared_only(schema: dict) -> dict:

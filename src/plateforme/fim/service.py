@@ -54,7 +54,7 @@ class FIMService:
                         yield Delta(0, content=item.text)
             except EngineContextExceeded as exc:
                 raise ContextLengthExceeded(f"Prompt contains {len(prompt)} tokens, too large for model "
-                                            f"{req.model!r} with {exc.context} maximum context length.") from exc
+                                            f"{req.model!r} with {exc.context} maximum context length.", param="prompt") from exc
             yield Delta(0, finish_reason=finished.finish_reason)
             yield Usage(finished.prompt_tokens or len(prompt), finished.completion_tokens)
 
@@ -75,4 +75,4 @@ class FIMService:
         if prompt_tokens >= window or wanted > window:
             raise ContextLengthExceeded(
                 f"Prompt and suffix make {prompt_tokens} tokens and max_tokens is {req.max_tokens}: together "
-                f"they exceed the {window}-token context of model {req.model!r}. Shorten them or lower max_tokens.")
+                f"they exceed the {window}-token context of model {req.model!r}. Shorten them or lower max_tokens.", param="prompt")

@@ -35,9 +35,11 @@ class BaseModelCard(BaseModel):
     type: Literal["base"] = "base"
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "BaseModelCard":
+    def from_spec(cls, spec: ModelSpec, fim: bool) -> "BaseModelCard":
+        # Every model calls tools: through mistral-common's format, or grammar-constrained JSON.
+        capabilities = ModelCapabilities(function_calling=True, completion_fim=fim)
         return cls(
-            id=spec.name, created=spec.created, capabilities=ModelCapabilities(), name=spec.name,
+            id=spec.name, created=spec.created, capabilities=capabilities, name=spec.name,
             description=spec.description, max_context_length=spec.context_length,
             aliases=spec.aliases, default_model_temperature=spec.default_temperature,
         )
