@@ -82,6 +82,14 @@ def _dispatch(args, accounts: Accounts, audit: AuditLog) -> None:
         key = accounts.revoke_key(args.key)
         audit.record(None, "key.revoke", "api_key", key.id, "cli", workspace_id=key.workspace_id)
         print(f"revoked {key.prefix}")
+    elif what[0] == "usage":
+        from plateforme.usage.meter import UsageMeter
+
+        workspace = accounts.workspace(args.workspace).id if args.workspace else None
+        rows = UsageMeter(accounts.db).summary(args.by, workspace, args.start, args.end)
+        _table([(r.get("workspace_id", workspace), r[args.by], r["requests"], r["prompt_tokens"],
+                 r["completion_tokens"], r["total_tokens"]) for r in rows],
+               ("WORKSPACE", args.by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"))
     elif what[0] == "audit":
         workspace = accounts.workspace(args.workspace).id if args.workspace else None
         _table([(e.at.isoformat(timespec="seconds"), e.workspace_id or "-", e.actor_user_id or e.actor_key_id or "-",
@@ -127,6 +135,11 @@ def add_parser(sub) -> None:
     limit_flags(kcreate, False)
     keys.add_parser("list").add_argument("--workspace")
     keys.add_parser("revoke").add_argument("key", help="key id or prefix")
+    usage = cmds.add_parser("usage", help="tokens used, by day or by model")
+    usage.add_argument("--workspace", help="id or name (default: all workspaces)")
+    usage.add_argument("--by", choices=["day", "model"], default="day")
+    usage.add_argument("--start", help="first day, YYYY-MM-DD")
+    usage.add_argument("--end", help="last day, YYYY-MM-DD")
     audit = cmds.add_parser("audit", help="read the audit log")
     audit.add_argument("--workspace")
     audit.add_argument("--limit", type=int, default=100)

@@ -9,7 +9,7 @@ from plateforme import __version__
 from plateforme.api.auth import KeyCache, authenticate
 from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
-from plateforme.api.routes import chat, files, fim, health, models
+from plateforme.api.routes import admin, chat, files, fim, health, models, usage
 from plateforme.chat.service import ChatService
 from plateforme.engines.pool import WorkerPool
 from plateforme.files.service import FileService
@@ -22,6 +22,7 @@ from plateforme.storage.database import open_database
 from plateforme.tenancy.accounts import Accounts
 from plateforme.tenancy.audit import AuditLog
 from plateforme.tenancy.workspace_bootstrap import ensure_workspace
+from plateforme.usage.billing import Billing
 
 log = logging.getLogger("plateforme")
 
@@ -32,6 +33,7 @@ def _storage(app: FastAPI, settings: Settings) -> None:
     app.state.accounts = Accounts(db)
     app.state.audit = AuditLog(db)
     app.state.key_cache = KeyCache()
+    app.state.billing = Billing(db)
     blobs = open_blob_store(settings.resolved_blob_store())
     if hasattr(blobs, "sweep_partials"):
         blobs.sweep_partials()
@@ -68,7 +70,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     _storage(app, settings)
     install_error_handlers(app)
     app.add_middleware(DefaultJSONContentType)
-    for module in (chat, fim, models, health, files):
+    for module in (chat, fim, models, health, files, usage, admin):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
     return app

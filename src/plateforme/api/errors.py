@@ -10,6 +10,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest, UnknownModel
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
+from plateforme.tenancy.errors import AccountError
+from plateforme.usage.limits import RateLimited
 
 log = logging.getLogger("plateforme.api")
 
@@ -80,6 +82,16 @@ async def _unavailable(_: Request, exc: EngineUnavailable) -> JSONResponse:
                           headers={"Retry-After": str(exc.retry_after_s)})
 
 
+async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+    return error_response(429, f"Rate limit: {exc}. Retry after {exc.retry_after_s} s.", "rate_limited",
+                          headers={"Retry-After": str(exc.retry_after_s)})
+
+
+async def _account(_: Request, exc: AccountError) -> JSONResponse:
+    kind = {404: "not_found", 409: "conflict"}.get(exc.status, "invalid_request_error")
+    return error_response(exc.status, str(exc), kind)
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal server error; see the server log", "internal_error")
@@ -94,4 +106,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidChatRequest, _invalid)
     app.add_exception_handler(EngineRejected, _rejected)
     app.add_exception_handler(EngineUnavailable, _unavailable)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(AccountError, _account)
     app.add_exception_handler(Exception, _unexpected)

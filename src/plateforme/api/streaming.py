@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from plateforme.api.errors import error_body
 from plateforme.chat.types import Delta, Usage
@@ -16,7 +16,8 @@ def _event(payload: dict) -> str:
 
 
 async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
-                   completion_id: str, model: str, created: int) -> AsyncIterator[str]:
+                   completion_id: str, model: str, created: int,
+                   on_usage: Callable[[Usage], Awaitable[None]] | None = None) -> AsyncIterator[str]:
     """Chunks with `finish_reason: null` until each choice's last; `usage` on the very last chunk.
 
     A choice's finishing chunk is held back until the usage is known, so the final chunk carries
@@ -46,6 +47,8 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
                 for pending in held:
                     yield _event(pending)
                 held.clear()
+                if on_usage is not None:  # recorded before the client sees the usage
+                    await on_usage(item)
                 last["usage"] = {"prompt_tokens": item.prompt_tokens,
                                  "completion_tokens": item.completion_tokens,
                                  "total_tokens": item.total_tokens}

@@ -58,7 +58,7 @@ class ChatService:
 
     async def complete(self, req: ChatRequest) -> Completion:
         worker = self._worker(req.model)
-        async with worker.admission.admit():
+        async with worker.admission.admit(req.tenant):
             client = worker.client()
             choices = await self._plan(worker, client, req)
             # The context check runs while generation starts: it only costs time when it fails.
@@ -82,7 +82,7 @@ class ChatService:
         answer with an HTTP error when the first `__anext__` raises.
         """
         worker = self._worker(req.model)
-        async with worker.admission.admit():
+        async with worker.admission.admit(req.tenant):
             client = worker.client()
             choices = await self._plan(worker, client, req)
             merged = merge([c.stream() for c in choices])

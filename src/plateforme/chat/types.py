@@ -28,6 +28,8 @@ class ChatRequest:
     prefix: bool = False
     logprobs: bool = False
     top_logprobs: int | None = None
+    # The workspace asking: admission shares the model fairly between workspaces.
+    tenant: str | None = None
 
 
 @dataclass

@@ -37,7 +37,7 @@ class FIMService:
             prompt = await asyncio.to_thread(mistral_fim_prompt, spec, req)
         else:
             fim = await model_fim_tokens(spec)
-        async with worker.admission.admit():
+        async with worker.admission.admit(req.tenant):
             client = worker.client()
             if not spec.tokenizer:  # the engine tokenizes the text between the FIM tokens
                 prompt = await gguf_fim_prompt(fim, client, req)

@@ -14,3 +14,5 @@ class FIMRequest:
     top_p: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    # The workspace asking: admission shares the model fairly between workspaces.
+    tenant: str | None = None
