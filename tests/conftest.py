@@ -70,3 +70,11 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'plateforme.db'}"
     return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+def database_env(request, kind: str) -> dict:
+    """Server env for a fresh database of `kind` ("sqlite": the default file in the data dir)."""
+    if kind == "sqlite":
+        return {}
+    url = request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
+    return {"PLATEFORME_DATABASE_URL": url}

@@ -6,17 +6,19 @@ import time
 import httpx
 import pytest
 from mistralai.client import Mistral
+from conftest import database_env
 from server_process import default_model_entry
 from spec_schema import validate_response
 
 JSONL = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n' * 3
 
 
-@pytest.fixture(scope="module")
-def tenants(start_server):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def tenants(start_server, request):
     """A server with two workspaces, each with a member key, plus the bootstrap admin key."""
     server = start_server(models=[default_model_entry(parallel=1, max_queue=2)],
-                          env={"PLATEFORME_MAX_UPLOAD_BYTES": "100000", "PLATEFORME_NO_AUTH": "false"})
+                          env={"PLATEFORME_MAX_UPLOAD_BYTES": "100000", "PLATEFORME_NO_AUTH": "false",
+                               **database_env(request, request.param)})
     admin_key = server.api_key  # the bootstrap admin's key
     keys = {}
     for team in ("alpha", "beta"):

@@ -6,14 +6,16 @@ import time
 import httpx
 import pytest
 from mistralai.client import Mistral
+from conftest import database_env
 from server_process import default_model_entry
 
 ASK = [{"role": "user", "content": "Say hello."}]
 
 
-@pytest.fixture(scope="module")
-def platform(start_server):
-    server = start_server(models=[default_model_entry(parallel=1, max_queue=6)], env={"PLATEFORME_NO_AUTH": "false"})
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def platform(start_server, request):
+    server = start_server(models=[default_model_entry(parallel=1, max_queue=6)],
+                          env={"PLATEFORME_NO_AUTH": "false", **database_env(request, request.param)})
     return server
 
 
