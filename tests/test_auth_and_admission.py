@@ -71,3 +71,40 @@ def test_full_queue_gets_503_with_retry_after_at_once(keyed_server):
     r = httpx.post(f"{keyed_server.url}/v1/chat/completions", headers=headers, timeout=60,
                    json={"model": DEFAULT_MODEL, "messages": USER, "max_tokens": 5})
     assert r.status_code == 200
+
+
+def test_every_route_needs_a_key_by_default(start_server, tmp_path):
+    """A server started without --no-auth and without any key configured: every route it has
+    (listed from the app itself, so new routes are covered) answers 401 without a key."""
+    from fastapi.routing import APIRoute
+
+    from plateforme.api.app import create_app
+    from plateforme.models.registry import ModelRegistry
+    from plateforme.settings import Settings
+
+    server = start_server(models=[default_model_entry(parallel=1, max_queue=0)], env={"PLATEFORME_NO_AUTH": "0"})
+    app = create_app(Settings(data_dir=tmp_path), ModelRegistry.from_file(None))
+
+    def flatten(routes):
+        for r in routes:
+            inner = getattr(r, "original_router", None)  # routers included into the app
+            yield from flatten(inner.routes) if inner is not None else [r]
+
+    routes = [(m, r.path) for r in flatten(app.routes) if isinstance(r, APIRoute)
+              for m in sorted(r.methods) if m != "HEAD"]
+    assert len(routes) > 20
+    for method, path in routes:
+        url = server.url + path.replace("{", "").replace("}", "")  # any value for path parameters
+        r = httpx.request(method, url, timeout=30)
+        expected = 403 if path.endswith("/signed-content") else 401  # a signed link's signature is its key
+        if path.endswith("/signed-content"):
+            r = httpx.request(method, server.url + path.replace("{file_id}", "3fa85f64-5717-4562-b3fc-2c963f66afa6"),
+                              params={"expires": 9999999999, "signature": "0" * 64}, timeout=30)
+        assert r.status_code == expected, (method, path, r.status_code, r.text[:200])
+    assert "plateforme admin bootstrap" in server.log()
+
+
+def test_no_auth_mode_warns(start_server):
+    server = start_server(models=[default_model_entry(parallel=1, max_queue=0)], env={"PLATEFORME_NO_AUTH": "1"})
+    assert httpx.get(f"{server.url}/v1/models", timeout=30).status_code == 200
+    assert "--no-auth" in server.log() and "development only" in server.log()

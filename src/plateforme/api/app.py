@@ -61,7 +61,9 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
             await pool.stop()
             app.state.db.dispose()
 
-    app = FastAPI(title="plateforme", version=__version__, lifespan=lifespan)
+    # The API description is served behind authentication too (GET /openapi.json with a key).
+    app = FastAPI(title="plateforme", version=__version__, lifespan=lifespan, openapi_url=None, docs_url=None,
+                  redoc_url=None)
     app.state.settings = settings
     app.state.registry = registry
     app.state.pool = pool
@@ -73,4 +75,9 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     for module in (chat, fim, models, health, files, usage, admin):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(authenticate)])
+    async def openapi() -> dict:
+        return app.openapi()
+
     return app
