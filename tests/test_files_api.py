@@ -17,7 +17,8 @@ JSONL = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant",
 def tenants(start_server, request):
     """A server with two workspaces, each with a member key, plus the bootstrap admin key."""
     server = start_server(models=[default_model_entry(parallel=1, max_queue=2)],
-                          env={"PLATEFORME_MAX_UPLOAD_BYTES": "100000", "PLATEFORME_NO_AUTH": "false",
+                          env={"PLATEFORME_MAX_UPLOAD_BYTES": "100000", "PLATEFORME_MAX_REQUEST_BYTES": "50000",
+                               "PLATEFORME_NO_AUTH": "false",
                                **database_env(request, request.param)})
     admin_key = server.api_key  # the bootstrap admin's key
     keys = {}
@@ -116,3 +117,18 @@ def test_missing_revoked_and_wrong_keys_get_401(tenants):
     assert httpx.get(f"{server.url}/v1/files", headers=h).status_code == 401
     audit = server.admin("audit", "--limit", "50")
     assert "key.revoke" in audit and "file.upload" in audit
+
+
+def test_oversized_bodies_get_413_and_the_server_keeps_serving(tenants):
+    server, _, keys = tenants
+    h = {"Authorization": f"Bearer {keys['alpha']}", "Content-Type": "application/json"}
+    big = b'{"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "' + b"x" * 60_000 + b'"}]}'
+    r = httpx.post(f"{server.url}/v1/chat/completions", headers=h, content=big)
+    assert r.status_code == 413 and r.json()["type"] == "request_too_large"
+    chunked = httpx.post(f"{server.url}/v1/chat/completions", headers=h,
+                         content=(big[i:i + 8192] for i in range(0, len(big), 8192)))  # no Content-Length
+    assert chunked.status_code == 413
+    ok = httpx.post(f"{server.url}/v1/chat/completions", headers=h, timeout=60, json={
+        "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+    assert ok.status_code == 200
+    assert keys["alpha"] not in server.log() and keys["beta"] not in server.log()  # secrets never logged

@@ -9,6 +9,7 @@ from plateforme import cli_admin
 from plateforme.models.importer import QUANTS, ImportFailed, import_checkpoint
 from plateforme.models.registry import IMPORTED_MODELS_FILE, ConfigError, ModelRegistry
 from plateforme.models.spec import ModelFileMissing
+from plateforme.observability.logging import configure_logging
 from plateforme.settings import Settings
 
 
@@ -30,11 +31,11 @@ def serve(args: argparse.Namespace) -> None:
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "config": args.config,
                                    "no_auth": args.no_auth}.items() if v}
     settings = Settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings.log_format, settings.log_level)
     registry = _load(settings)
     app = create_app(settings, registry)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
+                log_config=None)
 
 
 def list_models(args: argparse.Namespace) -> None:

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Where uploaded files live: a directory, or s3://bucket/prefix; `data_dir`/blobs when unset.
     blob_store: str | None = None
+    # Largest accepted request body other than uploads (bytes); larger ones get 413.
+    max_request_bytes: int = 8 * 1024 * 1024
     # Largest accepted upload (bytes); larger ones get 413.
     max_upload_bytes: int = 512 * 1024 * 1024
     # Key for signed file links; generated into `data_dir` when unset (share it between nodes).
@@ -35,6 +37,13 @@ class Settings(BaseSettings):
     # Seconds a request may wait for its first byte from a worker.
     engine_timeout: float = 600.0
     log_level: str = "info"
+    # Log lines: "json" (one object per line, with the request id) or "text".
+    log_format: str = "json"
+    # Serve /metrics without authentication (Prometheus on a private network); off: it needs a key.
+    metrics_public: bool = False
+    # OTLP/HTTP collector (http://host:4318): when set, requests are traced there; nothing is sent otherwise.
+    otel_endpoint: str | None = None
+    otel_service_name: str = "plateforme"
 
     def resolved_database_url(self) -> str:
         from plateforme.storage.database import default_url

@@ -7,6 +7,7 @@ from fastapi import Depends, FastAPI
 
 from plateforme import __version__
 from plateforme.api.auth import KeyCache, authenticate
+from plateforme.api.body_limit import BodySizeLimit
 from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
 from plateforme.api.routes import admin, chat, files, fim, health, models, usage
@@ -16,6 +17,7 @@ from plateforme.files.service import FileService
 from plateforme.fim.service import FIMService
 from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
+from plateforme.observability.install import install_observability
 from plateforme.settings import Settings
 from plateforme.storage.blobs import open_blob_store
 from plateforme.storage.database import open_database
@@ -71,7 +73,10 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.fim = FIMService(registry, pool)
     _storage(app, settings)
     install_error_handlers(app)
+    install_observability(app)
     app.add_middleware(DefaultJSONContentType)
+    app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)
     for module in (chat, fim, models, health, files, usage, admin):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from plateforme.chat.types import Usage
+from plateforme.observability.metrics import observe_tokens
 from plateforme.tenancy.principal import Principal
 
 
@@ -20,6 +21,7 @@ def usage_recorder(request: Request, model: str, route: str, request_id: str) ->
     billing = request.app.state.billing
 
     async def record(usage: Usage) -> None:
+        observe_tokens(request, model, usage.prompt_tokens, usage.completion_tokens)
         await billing.record(who, model, route, request_id, usage.prompt_tokens, usage.completion_tokens)
 
     return record

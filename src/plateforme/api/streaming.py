@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from plateforme.api.errors import error_body
 from plateforme.chat.types import Delta, Usage
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
+from plateforme.observability.metrics import observe_ttft
 
 log = logging.getLogger("plateforme.api")
 
@@ -40,6 +41,7 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
 
     held: list[dict] = []
     item: Delta | Usage | None = first
+    first_token_pending = True  # time to first token: the first chunk with generated content
     try:
         while item is not None:
             if isinstance(item, Usage):
@@ -56,6 +58,9 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
             elif item.finish_reason is not None:
                 held.append(chunk(item))
             else:
+                if first_token_pending and (item.content or item.tool_calls):
+                    first_token_pending = False
+                    observe_ttft(None, model)
                 yield _event(chunk(item))
             item = await anext(events, None)
         yield "data: [DONE]\n\n"
