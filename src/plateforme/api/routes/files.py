@@ -65,7 +65,7 @@ async def upload_file(request: Request, file: Annotated[UploadFile, File()],
 
 
 @router.get("/v1/files", response_model=FileList)
-async def list_files(request: Request, page: Annotated[int, Query(ge=0)] = 0,
+async def list_files(request: Request, page: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                      page_size: Annotated[int, Query(ge=1, le=1000)] = 100, include_total: bool = True,
                      sample_type: Annotated[list[str] | None, Query()] = None,
                      source: Annotated[list[str] | None, Query()] = None, search: str | None = None,
