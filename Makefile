@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
+	@# First run only: an admin and its API key (printed once) so the API can be used at once.
+	@$(BIN)/plateforme admin bootstrap --email admin@localhost --if-none
 	$(BIN)/plateforme serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)

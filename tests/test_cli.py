@@ -49,3 +49,18 @@ def test_bad_configs_fail_clearly(tmp_path):
             out = run_cli(*command, "--config", str(path))
             assert out.returncode != 0 and expected in out.stderr, (name, command, out.stderr)
             assert "Traceback" not in out.stderr
+
+
+def test_admin_bootstrap_once_then_manage(tmp_path):
+    data = str(tmp_path)
+    first = run_cli("admin", "bootstrap", "--email", "root@example.com", data_dir=data)
+    key = first.stdout.strip().splitlines()[-1]
+    assert first.returncode == 0 and key.startswith("plat-")
+    again = run_cli("admin", "bootstrap", "--email", "x@example.com", data_dir=data)
+    assert again.returncode == 1 and "already has users" in again.stderr
+    quiet = run_cli("admin", "bootstrap", "--email", "x@example.com", "--if-none", data_dir=data)
+    assert quiet.returncode == 0 and quiet.stdout == ""
+    listing = run_cli("admin", "keys", "list", data_dir=data)
+    assert key.rsplit("-", 1)[0][:13] in listing.stdout and key not in listing.stdout  # prefix only
+    missing = run_cli("admin", "users", "create", "--workspace", "nope", "--email", "a@b.c", data_dir=data)
+    assert missing.returncode == 1 and "workspace 'nope' not found" in missing.stderr

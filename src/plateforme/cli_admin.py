@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> None:
 def _dispatch(args, accounts: Accounts, audit: AuditLog) -> None:
     what = (args.admin_command, getattr(args, "action", None))
     if what[0] == "bootstrap":
+        if args.if_none and accounts.has_users():
+            return
         user, key = accounts.bootstrap(args.email, args.workspace)
         audit.record(None, "admin.bootstrap", "user", user.id, "cli", workspace_id=user.workspace_id)
         print(f"Admin {user.email} created in workspace {args.workspace!r}. API key (shown once, store it now):")
@@ -105,6 +107,7 @@ def add_parser(sub) -> None:
     boot = cmds.add_parser("bootstrap", help="create the first admin user and key")
     boot.add_argument("--email", required=True)
     boot.add_argument("--workspace", default="default")
+    boot.add_argument("--if-none", action="store_true", help="do nothing when users exist already")
 
     def limit_flags(p, with_budget: bool) -> None:
         p.add_argument("--rpm", type=int, help="requests per minute")
