@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from plateforme.storage.database import open_database
 from plateforme.storage.tables import ApiKey
@@ -63,4 +64,10 @@ def test_audit_log_is_append_only_and_filtered_by_workspace(accounts):
     audit.record(None, "file.read", "file", "f_2", workspace_id="ws_other")
     mine = audit.events(principal.workspace_id)
     assert [(e.action, e.address, e.actor_user_id) for e in mine] == [("key.create", "10.0.0.1", principal.user_id)]
+    assert len(audit.events()) == 2
+    with accounts.db.engine.connect() as conn:  # the database itself refuses edits of the log
+        for statement in ("UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                conn.execute(text(statement))
+            conn.rollback()
     assert len(audit.events()) == 2
