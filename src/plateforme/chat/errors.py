@@ -1,10 +1,7 @@
 """Errors of the chat capability that callers must tell apart."""
 
 
-class UnknownModel(LookupError):
-    def __init__(self, model: str):
-        super().__init__(f"model {model!r} does not exist; list the served models with GET /v1/models")
-        self.model = model
+from plateforme.models.registry import UnknownModel  # noqa: F401  (raised by the chat service)
 
 
 class ContextLengthExceeded(ValueError):

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 from plateforme.chat.choice_stream import ChoiceStream
 from plateforme.chat.engine_payload import engine_payload, uses_generic_tools
-from plateforme.chat.errors import ContextLengthExceeded, UnknownModel
+from plateforme.chat.errors import ContextLengthExceeded
 from plateforme.chat.fanout import merge
 from plateforme.chat.json_schema_support import check_schema
 from plateforme.chat.message_checks import check_messages
@@ -23,10 +23,7 @@ class ChatService:
         self.pool = pool
 
     def _worker(self, model: str) -> ModelWorker:
-        spec = self.registry.get(model)
-        if spec is None:
-            raise UnknownModel(model)
-        return self.pool.get(spec.name)
+        return self.pool.get(self.registry.require(model).name)
 
     async def _plan(self, worker: ModelWorker, client: OpenAIEngineClient,
                     req: ChatRequest) -> list[ChoiceStream]:

@@ -7,7 +7,7 @@ with chat-completion shapes.
 import asyncio
 from collections.abc import AsyncIterator
 
-from plateforme.chat.errors import ContextLengthExceeded, UnknownModel
+from plateforme.chat.errors import ContextLengthExceeded
 from plateforme.chat.types import Choice, Completion, Delta, Usage
 from plateforme.engines.errors import EngineContextExceeded
 from plateforme.engines.pool import ModelWorker, WorkerPool
@@ -23,10 +23,7 @@ class FIMService:
         self.pool = pool
 
     def _worker(self, model: str) -> ModelWorker:
-        spec = self.registry.get(model)
-        if spec is None:
-            raise UnknownModel(model)
-        return self.pool.get(spec.name)
+        return self.pool.get(self.registry.require(model).name)
 
     async def stream(self, req: FIMRequest) -> AsyncIterator[Delta | Usage]:
         """Deltas of the one choice, then its Usage. Checks (model, FIM support, capacity, context)

@@ -15,6 +15,12 @@ class ConfigError(RuntimeError):
     """The models config file is missing or invalid."""
 
 
+class UnknownModel(LookupError):
+    def __init__(self, model: str):
+        super().__init__(f"model {model!r} does not exist; list the served models with GET /v1/models")
+        self.model = model
+
+
 class ModelsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     models: list[ModelSpec] = []
@@ -61,3 +67,10 @@ class ModelRegistry:
 
     def get(self, name: str) -> ModelSpec | None:
         return self._by_name.get(name)
+
+    def require(self, name: str) -> ModelSpec:
+        """The spec of `name` (or an alias); UnknownModel when there is none."""
+        spec = self._by_name.get(name)
+        if spec is None:
+            raise UnknownModel(name)
+        return spec

@@ -30,19 +30,23 @@ class Accounts:
     def __init__(self, db: Database):
         self.db = db
 
+    def _insert(self, row, conflict: str):
+        """Store a new row; Conflict(`conflict`) when it breaks a uniqueness rule."""
+        with self.db.session() as s:
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError as exc:
+                raise Conflict(conflict) from exc
+        return row
+
     # Workspaces
     def create_workspace(self, name: str, **limits) -> Workspace:
         if not _NAME.match(name):
             raise AccountError(f"invalid workspace name {name!r}: letters, digits, space, '.', '_', '-'")
         workspace = Workspace(id=new_id("ws"), name=name, created_at=utcnow(),
                               budget_period=limits.pop("budget_period", None) or "month", **limits)
-        with self.db.session() as s:
-            s.add(workspace)
-            try:
-                s.commit()
-            except IntegrityError as exc:
-                raise Conflict(f"a workspace named {name!r} already exists") from exc
-        return workspace
+        return self._insert(workspace, f"a workspace named {name!r} already exists")
 
     def workspace(self, workspace_id: str) -> Workspace:
         with self.db.session() as s:
@@ -69,13 +73,7 @@ class Accounts:
             raise AccountError(f"invalid role {role!r}: one of {', '.join(ROLES)}")
         workspace = self.workspace(workspace_id)
         user = User(id=new_id("user"), workspace_id=workspace.id, email=email, role=role, created_at=utcnow())
-        with self.db.session() as s:
-            s.add(user)
-            try:
-                s.commit()
-            except IntegrityError as exc:
-                raise Conflict(f"user {email!r} already exists in workspace {workspace.name!r}") from exc
-        return user
+        return self._insert(user, f"user {email!r} already exists in workspace {workspace.name!r}")
 
     def list_users(self, workspace_id: str) -> list[User]:
         with self.db.session() as s:
