@@ -62,7 +62,7 @@ class ServerProcess:
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log(4000)}")
             try:
                 last = httpx.get(f"{self.url}/health", headers=self.headers, timeout=20)
                 if last.status_code == 200:
@@ -74,7 +74,7 @@ class ServerProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise TimeoutError(f"server not healthy after {timeout}s (last: {last and last.text}):\n{self.log()}")
+        raise TimeoutError(f"server not healthy after {timeout}s (last: {last and last.text}):\n{self.log(4000)}")
 
     def health(self) -> httpx.Response:
         return httpx.get(f"{self.url}/health", headers=self.headers, timeout=20)
@@ -91,9 +91,11 @@ class ServerProcess:
             raise RuntimeError(f"plateforme admin {' '.join(args)} failed: {done.stderr}")
         return done.stdout.strip()
 
-    def log(self) -> str:
+    def log(self, tail: int | None = None) -> str:
+        """The server's log (its last `tail` characters when given)."""
         self._log.flush()
-        return self.log_path.read_text()[-4000:]
+        text = self.log_path.read_text()
+        return text[-tail:] if tail else text
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -1,7 +1,6 @@
 """`plateforme` command line: serve the API, list models."""
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 

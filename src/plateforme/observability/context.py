@@ -22,6 +22,7 @@ class RequestContext:
     request_id: str
     started: float  # time.perf_counter() at arrival
     metrics: Any = None  # plateforme.observability.metrics.Metrics
+    route: str | None = None  # the matched route's template, once routed
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("plateforme_request", default=None)

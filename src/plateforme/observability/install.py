@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request, Response
+from starlette.middleware import Middleware
 
 from plateforme.api.auth import authenticate
 from plateforme.observability.metrics import Metrics
-from plateforme.observability.request_id import RequestObservability
+from plateforme.observability.request_id import RequestObservability, RouteRecorder
 from plateforme.observability.tracing import install_tracing
 
 
@@ -24,6 +25,7 @@ def install_observability(app: FastAPI) -> None:
     dependencies = [] if getattr(settings, "metrics_public", False) else [Depends(authenticate)]
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False,
                       dependencies=dependencies)
+    app.user_middleware.append(Middleware(RouteRecorder))  # last: innermost, whatever is added later
     install_tracing(app, getattr(settings, "otel_endpoint", None),
                     getattr(settings, "otel_service_name", "plateforme"))
     # Outermost, around Starlette's error middleware and whatever middleware is added after this
@@ -32,6 +34,6 @@ def install_observability(app: FastAPI) -> None:
     build = app.build_middleware_stack
 
     def build_middleware_stack():
-        return RequestObservability(build(), metrics, app.router.routes)
+        return RequestObservability(build(), metrics)
 
     app.build_middleware_stack = build_middleware_stack

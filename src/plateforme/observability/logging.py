@@ -46,7 +46,7 @@ class JSONFormatter(logging.Formatter):
             out["exc"] = record.exc_text
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return json.dumps(out, default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 class TextFormatter(logging.Formatter):

@@ -68,6 +68,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._models = models
         self._labels: dict[str, str] = {}
+        self._request_children: dict[tuple, tuple] = {}
         r = self.registry
         self.requests = Counter("plateforme_requests", "HTTP requests answered, by route template, method "
                                 "and status.", ["route", "method", "status"], registry=r)
@@ -95,8 +96,13 @@ class Metrics:
         return label
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.duration.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:  # label lookups once per (route, method, status), not per request
+            children = (self.requests.labels(route, method, str(status)), self.duration.labels(route, method))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_tokens(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         label = self.model_label(model)

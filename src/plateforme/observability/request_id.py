@@ -10,44 +10,45 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plateforme.observability.context import (
-    RequestContext, accepted_request_id, enter, leave, new_request_id,
+    RequestContext, accepted_request_id, current_request, enter, leave, new_request_id,
 )
 from plateforme.observability.metrics import UNMATCHED_ROUTE, Metrics
 
 HEADER = b"x-request-id"
+# Probes (load balancers, Prometheus) would flood the access log at info level: debug for them.
+QUIET_ROUTES = frozenset({"/health", "/metrics"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others: "OTHER"
 access_log = logging.getLogger("plateforme.access")
 log = logging.getLogger("plateforme.api")
 
 
-def route_template(scope: Scope, routes: list) -> str:
-    """The matched route's path template (`/v1/files/{file_id}`), never the raw path."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if path:
-        return path
-    # The scope we hold may be a copy made before routing (an inner middleware copies it): match.
-    partial = None
-    for candidate in routes:
+class RouteRecorder:
+    """Innermost middleware: notes the matched route for the request's context.
+
+    Outer middlewares may hand inner ones a copy of the scope, so the router's `scope["route"]`
+    is read here, where the router's scope is still in hand, not by RequestObservability.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            match, _ = candidate.matches(scope)
-        except Exception:  # noqa: BLE001 - a route that cannot judge this scope does not match
-            continue
-        if match is Match.FULL:
-            return getattr(candidate, "path", UNMATCHED_ROUTE)
-        if match is Match.PARTIAL and partial is None:
-            partial = getattr(candidate, "path", None)
-    return partial or UNMATCHED_ROUTE
+            await self.app(scope, receive, send)
+        finally:
+            ctx = current_request()
+            path = getattr(scope.get("route"), "path", None)
+            if ctx is not None and path:
+                ctx.route = path
 
 
 class RequestObservability:
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list | None = None):
+    def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
         self.metrics = metrics
-        self.routes = routes if routes is not None else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,7 +62,8 @@ class RequestObservability:
         request_id = accepted_request_id(incoming) or new_request_id()
         raw_id = request_id.encode()
         started = time.perf_counter()
-        token = enter(RequestContext(request_id, started, self.metrics))
+        ctx = RequestContext(request_id, started, self.metrics)
+        token = enter(ctx)
         scope.setdefault("state", {})  # shared with inner copies of the scope: principal stays visible
         status = 0
 
@@ -86,19 +88,19 @@ class RequestObservability:
             await error_response(500, "internal server error; see the server log", "internal_error")(
                 scope, receive, send_with_id)
         finally:
-            self._record(scope, status or 499, time.perf_counter() - started, request_id)
+            self._record(scope, ctx.route or UNMATCHED_ROUTE, status or 499, time.perf_counter() - started,
+                         request_id)
             leave(token)
 
-    def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        route = route_template(scope, self.routes)
-        method = scope["method"]
+    def _record(self, scope: Scope, route: str, status: int, seconds: float, request_id: str) -> None:
+        method = scope["method"] if scope["method"] in METHODS else "OTHER"
         try:
             self.metrics.observe_request(route, method, status, seconds)
         except Exception:  # noqa: BLE001 - metrics never fail a request
             log.exception("recording request metrics failed")
         principal = (scope.get("state") or {}).get("principal")
         workspace = getattr(principal, "workspace_id", None)
-        level = logging.DEBUG if route == "/metrics" else logging.INFO
+        level = logging.DEBUG if route in QUIET_ROUTES else logging.INFO
         if access_log.isEnabledFor(level):
             access_log.log(level, "%s %s %s", method, route, status, extra={
                 "method": method, "route": route, "path": scope.get("path"), "status": status,
