@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
+import tempfile
 import platform
 import statistics
 import subprocess
@@ -35,6 +37,10 @@ PROMPTS = [
 ]
 
 
+BENCH_KEY = secrets.token_urlsafe(24)
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}  # the engine alone ignores it
+
+
 def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, **(env or {})})
@@ -46,7 +52,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> None
         if proc.poll() is not None:
             sys.exit(f"{url}: process exited with code {proc.returncode}")
         try:
-            if httpx.get(f"{url}/health", timeout=30).status_code == 200:
+            if httpx.get(f"{url}/health", headers=AUTH, timeout=30).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -81,7 +87,7 @@ async def one_stream(client: httpx.AsyncClient, model: str, prompt: str, max_tok
 
 async def measure(url: str, model: str, concurrency: int, max_tokens: int) -> dict:
     limits = httpx.Limits(max_connections=concurrency + 2)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits, headers=AUTH) as client:
         started = time.perf_counter()
         results = await asyncio.gather(*(
             one_stream(client, model, PROMPTS[i % len(PROMPTS)], max_tokens) for i in range(concurrency)
@@ -114,8 +120,10 @@ def main() -> None:
     engine = start([sys.executable, "-m", "plateforme.engines.llamacpp_worker", "--model", weights,
                     "--port", str(engine_port), "--context-length", str(spec.context_length),
                     "--parallel", str(spec.parallel)])
+    # A throwaway data dir and static key: the gateway authenticates like in production.
     gateway = start([sys.executable, "-m", "plateforme.cli", "serve", "--port", str(platform_port)],
-                    env={"PLATEFORME_LOG_LEVEL": "warning"})
+                    env={"PLATEFORME_LOG_LEVEL": "warning", "PLATEFORME_API_KEY": BENCH_KEY,
+                         "PLATEFORME_DATA_DIR": tempfile.mkdtemp(prefix="plateforme-bench-")})
     sides = {"engine": (engine_url, spec.name), "plateforme": (platform_url, spec.name)}
     try:
         wait_healthy(engine_url, engine)
