@@ -7,12 +7,17 @@ Handles what the engine does not do the way Mistral's API does:
   call in one delta, with 9-character ids.
 """
 
+import json
 from collections.abc import AsyncIterator
 
 from plateforme.chat import generic_tools
 from plateforme.chat.types import ChatRequest, Choice, Delta, Usage
 from plateforme.engines.openai_client import OpenAIEngineClient
 
+
+# Tokens a chat template may add beyond the messages' own text (default system prompt, markers).
+TEMPLATE_OVERHEAD = 256
+MESSAGE_OVERHEAD = 32
 
 class ChoiceStream:
     def __init__(self, client: OpenAIEngineClient, index: int, payload: dict, req: ChatRequest,
@@ -29,6 +34,13 @@ class ChoiceStream:
     async def count_prompt_tokens(self) -> int:
         """Tokens the chat template makes of the prompt, as the engine will see them."""
         return await self.client.count_chat_prompt_tokens(self.payload["messages"])
+
+    def prompt_token_bound(self) -> int:
+        """An upper bound of the prompt's tokens, without asking the engine: byte-level and
+        byte-fallback tokenizers never make more tokens than the text has UTF-8 bytes; the
+        chat template adds role markers per message and at most a short default system prompt."""
+        text_bytes = len(json.dumps(self.payload["messages"], ensure_ascii=False).encode())
+        return TEMPLATE_OVERHEAD + MESSAGE_OVERHEAD * len(self.payload["messages"]) + text_bytes
 
     def _phases(self) -> list[dict]:
         req, payload = self.req, self.payload

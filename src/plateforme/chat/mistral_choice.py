@@ -37,6 +37,9 @@ class MistralChoiceStream(ChoiceStream):
     async def count_prompt_tokens(self) -> int:
         return len(self.prompt)
 
+    def prompt_token_bound(self) -> int:
+        return len(self.prompt)  # exact: the gateway tokenized it
+
     async def stream(self) -> AsyncIterator[Delta | Usage]:
         if self.must_call:
             # Generated before the first delta, so a failure is still an HTTP error.

@@ -38,9 +38,9 @@ class ChatService:
 
     async def _check_context(self, worker: ModelWorker, req: ChatRequest, choice: ChoiceStream) -> None:
         """Refuse prompt + max_tokens beyond the window (the engine itself refuses a too-long prompt)."""
-        if req.max_tokens is None:
-            return
         window = worker.spec.context_length
+        if req.max_tokens is None or choice.prompt_token_bound() + req.max_tokens <= window:
+            return  # surely fits: no round trip to the engine (it would delay every stream's start)
         prompt_tokens = await choice.count_prompt_tokens()
         if prompt_tokens + req.max_tokens > window:
             raise ContextLengthExceeded(

@@ -42,7 +42,9 @@ def build_params(args: argparse.Namespace):
     params.cont_batching = True
     params.use_jinja = True
     params.n_predict = -1
-    params.n_threads_http = max(4, args.parallel + 2)
+    # Every streaming request holds an HTTP thread for its whole life; context checks (tokenize,
+    # apply-template) run beside them and must never make a stream wait for a thread.
+    params.n_threads_http = max(8, 3 * args.parallel + 4)
     if args.threads:
         params.cpuparams.n_threads = args.threads
         params.cpuparams_batch.n_threads = args.threads

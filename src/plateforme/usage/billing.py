@@ -1,5 +1,6 @@
 """The gate and the ledger of billable calls: limits checked before, tokens recorded after."""
 
+import asyncio
 import time
 
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +12,9 @@ from plateforme.tenancy.principal import Principal
 from plateforme.usage.limits import Limiter
 from plateforme.usage.meter import UsageMeter
 
-WORKSPACE_CACHE_SECONDS = 5.0
+# Workspace limits are re-read this often; changes through the admin API apply at once
+# (`forget`), changes made by the CLI in another process within this delay.
+WORKSPACE_CACHE_SECONDS = 30.0
 
 
 class Billing:
@@ -20,13 +23,33 @@ class Billing:
         self.limiter = Limiter(self.meter.tokens_since)
         self._accounts = Accounts(db)
         self._workspaces: dict[str, tuple[float, Workspace]] = {}
+        self._loading: dict[str, asyncio.Future] = {}
+
+    def forget(self, workspace_id: str) -> None:
+        """Drop the cached limits of a workspace (after an admin changed them)."""
+        self._workspaces.pop(workspace_id, None)
+
+    def _load(self, workspace_id: str) -> asyncio.Future:
+        """One database read per workspace at a time, however many requests ask together."""
+        pending = self._loading.get(workspace_id)
+        if pending is None:
+            async def load() -> Workspace:
+                try:
+                    workspace = await run_in_threadpool(self._accounts.workspace, workspace_id)
+                    self._workspaces[workspace_id] = (time.monotonic() + WORKSPACE_CACHE_SECONDS, workspace)
+                    return workspace
+                finally:
+                    self._loading.pop(workspace_id, None)
+
+            pending = self._loading[workspace_id] = asyncio.ensure_future(load())
+        return pending
 
     async def _workspace(self, workspace_id: str) -> Workspace:
         cached = self._workspaces.get(workspace_id)
-        if cached is None or cached[0] < time.monotonic():
-            workspace = await run_in_threadpool(self._accounts.workspace, workspace_id)
-            cached = (time.monotonic() + WORKSPACE_CACHE_SECONDS, workspace)
-            self._workspaces[workspace_id] = cached
+        if cached is None:
+            return await asyncio.shield(self._load(workspace_id))
+        if cached[0] < time.monotonic():
+            self._load(workspace_id)  # stale: answer from it while it is re-read in the background
         return cached[1]
 
     async def admit(self, who: Principal) -> None:

@@ -86,6 +86,7 @@ async def update_limits(workspace_id: str, body: Limits, request: Request) -> di
     accounts = request.app.state.accounts
     workspace = await _do(request, "workspace.limits", "workspace", accounts.update_limits, workspace_id,
                           **body.model_dump(exclude_unset=True))
+    request.app.state.billing.forget(workspace.id)
     return _workspace_out(workspace)
 
 
