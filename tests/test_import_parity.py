@@ -209,3 +209,26 @@ def test_interleave_rotary_rows_undoes_the_hf_permutation():
     hf = weight.view(n_heads, head_dim // 2, 2, dim).transpose(1, 2).reshape(n_heads * head_dim, dim)
     assert not torch.equal(hf, weight)
     assert torch.equal(interleave_rotary_rows(hf, n_heads), weight)
+
+
+def test_sentencepiece_native_checkpoint(tmp_path):
+    """A native checkpoint with tokenizer.model.v3 (SentencePiece): imported, served, and
+    tokenizing text exactly like mistral-common."""
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+    src = make_checkpoint(tmp_path / "llama-spm", "llama", "native", "spm-v3", seed=3)
+    spec = import_checkpoint(src, tmp_path / "data", name="llama-spm", quant="f16", progress=False)
+    assert spec.tokenizer.endswith("tokenizer.model.v3")
+    proc, url = _start_worker(spec.path, "f16", tmp_path / "worker.log")
+    try:
+        _wait_ready(proc, url)
+        text = "Hello world, bonjour à tous! 12345 naïve\n\tcode() {x: [1, 2]}"
+        expected = MistralTokenizer.from_file(spec.tokenizer).instruct_tokenizer.tokenizer.encode(
+            text, bos=False, eos=False)
+        got = httpx.post(f"{url}/tokenize", json={"content": text}, timeout=30).json()["tokens"]
+        assert got == expected
+        top = _llamacpp_top(url, [1, 1500, 2000, 2500])
+        assert len(top) == TOP
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -16,6 +16,7 @@ way the real checkpoints of that family are published:
 Tokenizers: "tekken" copies mistral-common's packaged tekken_240911.json (131072 tokens);
 "tekken-small" is that file cut to its first 4096 tokens (1000 control tokens + 3096 byte-level
 BPE ranks; mistral-common and llama.cpp both load it), which keeps the embedding matrices small.
+"spm-v3" copies the packaged SentencePiece tokenizer.model.v3 (32768 tokens; native layout only).
 """
 
 import json
@@ -30,6 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 TEKKEN_FILE = Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
+SPM_V3_FILE = Path(mistral_common.__file__).parent / "data" / "mistral_instruct_tokenizer_240323.model.v3"
 SMALL_VOCAB = 4096
 ARCHS = ("mistral", "mixtral", "llama")
 LAYOUTS = ("native", "hf")
@@ -54,7 +56,7 @@ _ARCH = {
 
 
 def tokenizer_vocab_size(tokenizer: str) -> int:
-    return {"tekken": 131072, "tekken-small": SMALL_VOCAB}[tokenizer]
+    return {"tekken": 131072, "tekken-small": SMALL_VOCAB, "spm-v3": 32768}[tokenizer]
 
 
 def write_tekken(dst: Path, tokenizer: str) -> Path:
@@ -167,5 +169,8 @@ def make_checkpoint(dst: Path, arch: str, layout: str, tokenizer: str = "tekken"
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(tmp)
             _write_native(Path(tmp), dst, model.config)
-        write_tekken(dst / "tekken.json", tokenizer)
+        if tokenizer == "spm-v3":
+            shutil.copyfile(SPM_V3_FILE, dst / "tokenizer.model.v3")
+        else:
+            write_tekken(dst / "tekken.json", tokenizer)
     return dst
