@@ -70,6 +70,14 @@ def test_requests_per_minute_limit(platform):
     assert 1 <= int(r.headers["Retry-After"]) <= 61
 
 
+def test_limits_changed_by_an_admin_apply_at_once(platform):
+    ws, key = _team(platform, "retuned")
+    assert [_chat(platform, key).status_code for _ in range(2)] == [200, 200]  # unlimited, and now cached
+    with _admin(platform) as admin:
+        assert admin.patch(f"/v1/admin/workspaces/{ws}", json={"requests_per_minute": 2}).status_code == 200
+    assert _chat(platform, key).status_code == 429
+
+
 def test_tokens_per_minute_limit_on_a_key(platform):
     ws, _ = _team(platform, "tpm-team")
     with _admin(platform) as admin:

@@ -37,8 +37,7 @@ def _storage(app: FastAPI, settings: Settings) -> None:
     app.state.key_cache = KeyCache()
     app.state.billing = Billing(db)
     blobs = open_blob_store(settings.resolved_blob_store())
-    if hasattr(blobs, "sweep_partials"):
-        blobs.sweep_partials()
+    blobs.sweep_partials()
     app.state.files = FileService(db, blobs, settings.max_upload_bytes)
     app.state.url_signer = UrlSigner(load_signing_key(settings.url_signing_key, settings.data_dir))
     if settings.no_auth or settings.api_key is not None:

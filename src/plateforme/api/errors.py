@@ -8,8 +8,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest, UnknownModel
+from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
+from plateforme.models.registry import UnknownModel
 from plateforme.tenancy.errors import AccountError
 from plateforme.usage.limits import RateLimited
 

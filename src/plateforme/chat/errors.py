@@ -1,7 +1,6 @@
 """Errors of the chat capability that callers must tell apart."""
 
 
-from plateforme.models.registry import UnknownModel  # noqa: F401  (raised by the chat service)
 
 
 class ContextLengthExceeded(ValueError):

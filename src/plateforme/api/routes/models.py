@@ -4,7 +4,6 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from plateforme.api.schemas.models import BaseModelCard, ModelList
-from plateforme.chat.errors import UnknownModel
 from plateforme.models.capabilities import supports_fim
 from plateforme.models.spec import ModelSpec
 
@@ -19,9 +18,7 @@ async def list_models(request: Request) -> ModelList:
 
 @router.get("/v1/models/{model_id}", response_model=BaseModelCard)
 async def retrieve_model(model_id: str, request: Request) -> BaseModelCard:
-    spec = request.app.state.registry.get(model_id)
-    if spec is None:
-        raise UnknownModel(model_id)
+    spec = request.app.state.registry.require(model_id)
     return await _card(spec)
 
 

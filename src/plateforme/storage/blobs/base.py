@@ -29,3 +29,6 @@ class BlobStore(Protocol):
         """Remove `key`; no error if it is already gone."""
 
     def exists(self, key: str) -> bool: ...
+
+    def sweep_partials(self) -> int:
+        """Remove what an interrupted `put` left behind; return how many pieces."""

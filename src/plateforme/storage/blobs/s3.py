@@ -71,3 +71,8 @@ class S3BlobStore:
             return True
         except ClientError:
             return False
+
+    def sweep_partials(self) -> int:
+        """Nothing to do: an interrupted multipart upload never becomes an object (the bucket's
+        lifecycle rule for incomplete uploads reclaims its parts)."""
+        return 0
