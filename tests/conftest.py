@@ -78,3 +78,9 @@ def database_env(request, kind: str) -> dict:
         return {}
     url = request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:12]}")
     return {"PLATEFORME_DATABASE_URL": url}
+
+
+@pytest.fixture(scope="session")
+def training_cache_dir(tmp_path_factory) -> Path:
+    """One cache of dequantised base weights for every fine-tuning test of the session."""
+    return tmp_path_factory.mktemp("training-cache")

@@ -10,34 +10,56 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-_SHARED = Path(__file__).resolve().parents[2] / "shared" / "mistral-openapi" / "openapi.yaml"
-_VENDORED = Path(__file__).resolve().parent / "mistral-openapi" / "openapi.yaml"
-SPEC_PATH = _SHARED if _SHARED.is_file() else _VENDORED
+CURRENT, FINE_TUNING = "openapi.yaml", "openapi-with-fine-tuning.yaml"
 SPEC_URI = "urn:mistral-openapi"
 
 
+def spec_path(name: str = CURRENT) -> Path:
+    shared = Path(__file__).resolve().parents[2] / "shared" / "mistral-openapi" / name
+    return shared if shared.is_file() else Path(__file__).resolve().parent / "mistral-openapi" / name
+
+
+SPEC_PATH = spec_path()
+
+
 @functools.cache
-def _spec() -> dict:
-    spec = yaml.safe_load(SPEC_PATH.read_text())
-    # Spec error (see shared/mistral-openapi/README.md): real chat responses have no `data`.
-    response = spec["components"]["schemas"]["ChatCompletionResponse"]["allOf"][1]
-    response["required"] = [f for f in response["required"] if f != "data"]
+def _spec(name: str = CURRENT) -> dict:
+    spec = yaml.safe_load(spec_path(name).read_text())
+    _fix_number_bounds(spec)
+    if name == CURRENT:
+        # Spec error (see shared/mistral-openapi/README.md): real chat responses have no `data`.
+        response = spec["components"]["schemas"]["ChatCompletionResponse"]["allOf"][1]
+        response["required"] = [f for f in response["required"] if f != "data"]
     return spec
 
 
+def _fix_number_bounds(node) -> None:
+    """YAML reads the spec's `minimum: 1e-08` (no dot) as a string; make such bounds numbers."""
+    if isinstance(node, dict):
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if isinstance(node.get(key), str):
+                node[key] = float(node[key])
+        for value in node.values():
+            _fix_number_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _fix_number_bounds(value)
+
+
 @functools.cache
-def _registry() -> Registry:
-    return Registry().with_resource(SPEC_URI, Resource(contents=_spec(), specification=DRAFT202012))
+def _registry(name: str = CURRENT) -> Registry:
+    return Registry().with_resource(SPEC_URI, Resource(contents=_spec(name), specification=DRAFT202012))
 
 
 def schema(name: str) -> dict:
     return copy.deepcopy(_spec()["components"]["schemas"][name])
 
 
-def validate(instance, schema_name: str) -> None:
-    """Raise jsonschema.ValidationError when `instance` does not match the named schema."""
+def validate(instance, schema_name: str, spec: str = CURRENT) -> None:
+    """Raise jsonschema.ValidationError when `instance` does not match the named schema of `spec`
+    (CURRENT: Mistral's spec of today; FINE_TUNING: the older one with the fine-tuning routes)."""
     ref = {"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}
-    validator = jsonschema.Draft202012Validator(ref, registry=_registry())
+    validator = jsonschema.Draft202012Validator(ref, registry=_registry(spec))
     errors = sorted(validator.iter_errors(instance), key=lambda e: e.path)
     if errors:
         raise jsonschema.ValidationError(

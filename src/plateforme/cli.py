@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from plateforme import cli_admin
+from plateforme import cli_admin, cli_datasets
 from plateforme.models.importer import QUANTS, ImportFailed, import_checkpoint
 from plateforme.models.registry import IMPORTED_MODELS_FILE, ConfigError, ModelRegistry
 from plateforme.models.spec import ModelFileMissing
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     p_import.add_argument("--quant", choices=QUANTS, default="f16", help="weights type (default f16)")
     p_import.set_defaults(func=import_model)
     cli_admin.add_parser(sub)
+    cli_datasets.add_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
 

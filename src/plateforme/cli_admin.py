@@ -14,6 +14,7 @@ from plateforme.tenancy.accounts import Accounts
 from plateforme.tenancy.audit import AuditLog
 from plateforme.tenancy.errors import AccountError
 from plateforme.tenancy.ids import utcnow
+from plateforme.traces.switch import CACHE_SECONDS
 
 
 def _services() -> tuple[Accounts, AuditLog]:
@@ -59,9 +60,15 @@ def _dispatch(args, accounts: Accounts, audit: AuditLog) -> None:
         audit.record(None, "workspace.limits", "workspace", ws.id, "cli", _limits(args), workspace_id=ws.id)
         print(f"{ws.name}: rpm={ws.requests_per_minute} tpm={ws.tokens_per_minute} "
               f"budget={ws.token_budget}/{ws.budget_period}")
+    elif what == ("workspaces", "capture"):
+        ws = accounts.update_limits(args.workspace, capture_traces=args.state == "on")
+        audit.record(None, "workspace.capture_traces", "workspace", ws.id, "cli", {"capture_traces": ws.capture_traces},
+                     workspace_id=ws.id)
+        print(f"{ws.name}: trace capture {args.state} (a running server applies it within {CACHE_SECONDS:g} s)")
     elif what == ("workspaces", "list"):
-        _table([(w.id, w.name, w.requests_per_minute, w.tokens_per_minute, w.token_budget, w.budget_period)
-                for w in accounts.list_workspaces()], ("ID", "NAME", "RPM", "TPM", "BUDGET", "PERIOD"))
+        _table([(w.id, w.name, w.requests_per_minute, w.tokens_per_minute, w.token_budget, w.budget_period,
+                 "on" if w.capture_traces else "off") for w in accounts.list_workspaces()],
+               ("ID", "NAME", "RPM", "TPM", "BUDGET", "PERIOD", "TRACES"))
     elif what == ("users", "create"):
         user = accounts.create_user(accounts.workspace(args.workspace).id, args.email, args.role)
         audit.record(None, "user.create", "user", user.id, "cli", workspace_id=user.workspace_id)
@@ -123,6 +130,9 @@ def add_parser(sub) -> None:
     limits = ws.add_parser("limits", help="set a workspace's limits")
     limits.add_argument("workspace", help="id or name")
     limit_flags(limits, True)
+    capture = ws.add_parser("capture", help="turn the capture of chat completion traces on or off")
+    capture.add_argument("workspace", help="id or name")
+    capture.add_argument("state", choices=["on", "off"])
     ws.add_parser("list")
     users = cmds.add_parser("users").add_subparsers(dest="action", required=True)
     ucreate = users.add_parser("create")

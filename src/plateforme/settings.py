@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     health_probe_timeout: float = 15.0
     # Seconds a request may wait for its first byte from a worker.
     engine_timeout: float = 600.0
+    # Fine-tuning jobs trained at the same time by this gateway (each uses all `training_threads`).
+    fine_tuning_max_jobs: int = 1
+    # Whether this gateway runs fine-tuning jobs; with several gateways on one database, let one do it.
+    fine_tuning_runner: bool = True
+    # CPU threads per training process (all cores when unset).
+    training_threads: int | None = None
+    # Training processes per job: more than 1 launches torchrun (DDP, one process per GPU; gloo on CPU).
+    training_processes: int = 1
+    # Dequantised base weights reused by later jobs; `data_dir`/fine_tuning/cache when unset.
+    training_cache_dir: Path | None = None
     log_level: str = "info"
     # Log lines: "json" (one object per line, with the request id) or "text".
     log_format: str = "json"

@@ -10,11 +10,13 @@ from plateforme.api.auth import KeyCache, authenticate
 from plateforme.api.body_limit import BodySizeLimit
 from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
-from plateforme.api.routes import admin, chat, files, fim, health, models, usage
+from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
+from plateforme.api.routes import traces
 from plateforme.chat.service import ChatService
 from plateforme.engines.pool import WorkerPool
 from plateforme.files.service import FileService
 from plateforme.fim.service import FIMService
+from plateforme.fine_tuning.assembly import build_fine_tuning
 from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
 from plateforme.observability.install import install_observability
@@ -24,6 +26,7 @@ from plateforme.storage.database import open_database
 from plateforme.tenancy.accounts import Accounts
 from plateforme.tenancy.audit import AuditLog
 from plateforme.tenancy.workspace_bootstrap import ensure_workspace
+from plateforme.traces.service import TraceService
 from plateforme.usage.billing import Billing
 
 log = logging.getLogger("plateforme")
@@ -39,6 +42,7 @@ def _storage(app: FastAPI, settings: Settings) -> None:
     blobs = open_blob_store(settings.resolved_blob_store())
     blobs.sweep_partials()
     app.state.files = FileService(db, blobs, settings.max_upload_bytes)
+    app.state.traces = TraceService(db, app.state.files)
     app.state.url_signer = UrlSigner(load_signing_key(settings.url_signing_key, settings.data_dir))
     if settings.no_auth or settings.api_key is not None:
         ensure_workspace(db)  # the workspace of --no-auth mode and of the static key
@@ -56,9 +60,11 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         pool.start()
+        await app.state.fine_tuning_parts.start()
         try:
             yield
         finally:
+            await app.state.fine_tuning_parts.close()
             await pool.stop()
             app.state.db.dispose()
 
@@ -68,15 +74,18 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     app.state.pool = pool
-    app.state.chat = ChatService(registry, pool)
-    app.state.fim = FIMService(registry, pool)
     _storage(app, settings)
+    parts = build_fine_tuning(settings, app.state.db, app.state.files, registry)
+    app.state.fine_tuning_parts = parts
+    app.state.fine_tuning, app.state.fine_tuned_models = parts.jobs, parts.models
+    app.state.chat = ChatService(registry, pool, parts.serving)
+    app.state.fim = FIMService(registry, pool)
     install_error_handlers(app)
     install_observability(app)
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
-    for module in (chat, fim, models, health, files, usage, admin):
+    for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
 

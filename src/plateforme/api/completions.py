@@ -5,21 +5,30 @@ import time
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from plateforme.api.metering import admit_billable, usage_recorder
 from plateforme.api.schemas.chat import AssistantMessageOut, ChatCompletionChoice, ChatCompletionResponse, UsageInfo
 from plateforme.api.streaming import chat_sse
 
 
-async def serve_completion(request: Request, service, service_request, model: str, stream: bool, route: str):
-    """Run `service_request` on `service` (ChatService or FIMService) for the calling workspace."""
+async def serve_completion(request: Request, service, service_request, model: str, stream: bool, route: str,
+                           traced: BaseModel | None = None):
+    """Run `service_request` on `service` (ChatService or FIMService) for the calling workspace.
+
+    `traced`: the request as sent, captured with the answer when the workspace captures traces.
+    """
     who = await admit_billable(request)
     service_request.tenant = who.workspace_id
     completion_id = "cmpl-" + secrets.token_hex(16)
     record_usage = usage_recorder(request, model, route, completion_id)
     created = int(time.time())
+    capture = None if traced is None else \
+        await request.app.state.traces.begin(who, completion_id, model, created, stream, traced)
     if stream:
         events = service.stream(service_request)
+        if capture is not None:
+            events = capture.wrap(events)
         # Run the checks (model, capacity, context...) now, so they are answered as HTTP errors.
         first = await anext(events)
         return StreamingResponse(
@@ -29,6 +38,8 @@ async def serve_completion(request: Request, service, service_request, model: st
         )
     result = await service.complete(service_request)
     await record_usage(result.usage)
+    if capture is not None:
+        capture.completed(result)  # written in the background
     return ChatCompletionResponse(
         id=completion_id, model=model, created=created,
         choices=[

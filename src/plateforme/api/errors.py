@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
+from plateforme.fine_tuning.errors import FineTuningError
 from plateforme.models.registry import UnknownModel
 from plateforme.tenancy.errors import AccountError
 from plateforme.usage.limits import RateLimited
@@ -93,6 +94,11 @@ async def _account(_: Request, exc: AccountError) -> JSONResponse:
     return error_response(exc.status, str(exc), kind)
 
 
+async def _fine_tuning(_: Request, exc: FineTuningError) -> JSONResponse:
+    kind = {404: "not_found", 409: "conflict", 503: "service_unavailable"}.get(exc.status, "invalid_request_error")
+    return error_response(exc.status, str(exc), kind, param=exc.param)
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal server error; see the server log", "internal_error")
@@ -109,4 +115,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(EngineUnavailable, _unavailable)
     app.add_exception_handler(RateLimited, _rate_limited)
     app.add_exception_handler(AccountError, _account)
+    app.add_exception_handler(FineTuningError, _fine_tuning)
     app.add_exception_handler(Exception, _unexpected)

@@ -18,12 +18,18 @@ from plateforme.models.registry import ModelRegistry
 
 
 class ChatService:
-    def __init__(self, registry: ModelRegistry, pool: WorkerPool):
+    def __init__(self, registry: ModelRegistry, pool: WorkerPool, fine_tunes=None):
         self.registry = registry
         self.pool = pool
+        # Resolves a workspace's fine-tuned models (fine_tuning.serving.FineTuneServing), if any.
+        self.fine_tunes = fine_tunes
 
-    def _worker(self, model: str) -> ModelWorker:
-        return self.pool.get(self.registry.require(model).name)
+    def _worker(self, req: ChatRequest) -> ModelWorker:
+        if self.fine_tunes is not None and self.registry.get(req.model) is None:
+            target = self.fine_tunes.target(req.tenant, req.model)
+            if target is not None:
+                return target
+        return self.pool.get(self.registry.require(req.model).name)
 
     async def _plan(self, worker: ModelWorker, client: OpenAIEngineClient,
                     req: ChatRequest) -> list[ChoiceStream]:
@@ -54,7 +60,7 @@ class ChatService:
             f"with {exc.context} maximum context length. Shorten the messages.")
 
     async def complete(self, req: ChatRequest) -> Completion:
-        worker = self._worker(req.model)
+        worker = self._worker(req)
         async with worker.admission.admit(req.tenant):
             client = worker.client()
             choices = await self._plan(worker, client, req)
@@ -78,7 +84,7 @@ class ChatService:
         Checks (model, capacity, context) run before the first item, so a caller can still
         answer with an HTTP error when the first `__anext__` raises.
         """
-        worker = self._worker(req.model)
+        worker = self._worker(req)
         async with worker.admission.admit(req.tenant):
             client = worker.client()
             choices = await self._plan(worker, client, req)

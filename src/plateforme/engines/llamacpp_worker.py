@@ -45,6 +45,12 @@ def build_params(args: argparse.Namespace):
     # Every streaming request holds an HTTP thread for its whole life; context checks (tokenize,
     # apply-template) run beside them and must never make a stream wait for a thread.
     params.n_threads_http = max(8, 3 * args.parallel + 4)
+    lora = getattr(args, "lora", None)
+    if lora:
+        # LoRA adapters of fine-tunes: loaded with the base, off until a request switches one on
+        # (body field `lora: [{"id": i, "scale": 1.0}, ...]`).
+        params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(path, 0.0) for path in lora]
+        params.lora_init_without_apply = True
     if args.threads:
         params.cpuparams.n_threads = args.threads
         params.cpuparams_batch.n_threads = args.threads
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--context-length", type=int, required=True)
     parser.add_argument("--parallel", type=int, required=True)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--lora", action="append", default=[], help="LoRA adapter GGUF (repeatable)")
     args = parser.parse_args(argv)
     _die_with_parent()
 

@@ -36,8 +36,9 @@ def free_loopback_port() -> int:
 class WorkerSupervisor:
     """Owns the worker process of one model; `base_url` is where it answers when READY."""
 
-    def __init__(self, spec: ModelSpec, start_timeout: float):
+    def __init__(self, spec: ModelSpec, start_timeout: float, extra_args: list[str] | None = None):
         self.spec = spec
+        self.extra_args = list(extra_args or [])  # more worker arguments (LoRA adapters)
         self.start_timeout = start_timeout
         self.state = WorkerState.STOPPED
         self.pid: int | None = None
@@ -60,7 +61,7 @@ class WorkerSupervisor:
         ]
         if self.spec.threads:
             cmd += ["--threads", str(self.spec.threads)]
-        return cmd
+        return cmd + self.extra_args
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name=f"supervise:{self.spec.name}")

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -20,6 +20,8 @@ class Workspace(Base):
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     token_budget: Mapped[int | None] = mapped_column(BigInteger)
     budget_period: Mapped[str] = mapped_column(String(10), default="month")  # day | month
+    # Opt-in: store this workspace's chat completions (request and answer) as traces (traces/).
+    capture_traces: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class User(Base):

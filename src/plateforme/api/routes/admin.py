@@ -18,6 +18,8 @@ class Limits(BaseModel):
     tokens_per_minute: int | None = Field(default=None, ge=1)
     token_budget: int | None = Field(default=None, ge=0)
     budget_period: Literal["day", "month"] | None = None
+    # Not a limit, but set the same way: capture the workspace's chat completions as traces (opt-in).
+    capture_traces: bool = False
 
 
 class WorkspaceIn(Limits):
@@ -46,7 +48,7 @@ def _address(request: Request) -> str | None:
 def _workspace_out(w) -> dict:
     return {"id": w.id, "object": "workspace", "name": w.name, "created_at": int(w.created_at.timestamp()),
             "requests_per_minute": w.requests_per_minute, "tokens_per_minute": w.tokens_per_minute,
-            "token_budget": w.token_budget, "budget_period": w.budget_period}
+            "token_budget": w.token_budget, "budget_period": w.budget_period, "capture_traces": w.capture_traces}
 
 
 def _key_out(k) -> dict:
@@ -84,9 +86,13 @@ async def list_workspaces(request: Request) -> dict:
 @router.patch("/workspaces/{workspace_id}")
 async def update_limits(workspace_id: str, body: Limits, request: Request) -> dict:
     accounts = request.app.state.accounts
-    workspace = await _do(request, "workspace.limits", "workspace", accounts.update_limits, workspace_id,
-                          **body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    workspace = await _do(request, "workspace.limits", "workspace", accounts.update_limits, workspace_id, **changes)
     request.app.state.billing.forget(workspace.id)
+    request.app.state.traces.forget(workspace.id)
+    if "capture_traces" in changes:
+        request.app.state.audit.record(request.state.principal, "workspace.capture_traces", "workspace", workspace.id,
+                                       _address(request), changes, workspace_id=workspace.id)
     return _workspace_out(workspace)
 
 

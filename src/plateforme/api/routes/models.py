@@ -1,9 +1,13 @@
-"""GET /v1/models and /v1/models/{model_id}."""
+"""GET /v1/models and /v1/models/{model_id} (base models and the workspace's fine-tunes), and
+DELETE /v1/models/{model_id} for fine-tuned models."""
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from plateforme.api.schemas.models import BaseModelCard, ModelList
+from plateforme.api.errors import APIError
+from plateforme.api.schemas.fine_tuned_models import DeleteModelOut
+from plateforme.api.schemas.models import BaseModelCard, FTModelCard, ModelList
+from plateforme.fine_tuning.fine_tuned_models import PREFIX
 from plateforme.models.capabilities import supports_fim
 from plateforme.models.spec import ModelSpec
 
@@ -13,13 +17,29 @@ router = APIRouter()
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(request: Request) -> ModelList:
     registry = request.app.state.registry
-    return ModelList(data=[await _card(spec) for spec in registry.specs])
+    base = [await _card(spec) for spec in registry.specs]
+    tuned = await request.app.state.fine_tuned_models.list(request.state.principal)
+    return ModelList(data=base + [FTModelCard.of(row, registry.get(row.root)) for row in tuned])
 
 
-@router.get("/v1/models/{model_id}", response_model=BaseModelCard)
-async def retrieve_model(model_id: str, request: Request) -> BaseModelCard:
-    spec = request.app.state.registry.require(model_id)
-    return await _card(spec)
+@router.get("/v1/models/{model_id}", response_model=BaseModelCard | FTModelCard)
+async def retrieve_model(model_id: str, request: Request) -> BaseModelCard | FTModelCard:
+    registry = request.app.state.registry
+    if model_id.startswith(PREFIX) and registry.get(model_id) is None:
+        row = await request.app.state.fine_tuned_models.get(request.state.principal, model_id)
+        return FTModelCard.of(row, registry.get(row.root))
+    return await _card(registry.require(model_id))
+
+
+@router.delete("/v1/models/{model_id}", response_model=DeleteModelOut)
+async def delete_model(model_id: str, request: Request) -> DeleteModelOut:
+    if request.app.state.registry.get(model_id) is not None:
+        raise APIError(400, f"{model_id!r} is a base model of this server's configuration; only fine-tuned "
+                       "models can be deleted through the API", param="model_id")
+    row = await request.app.state.fine_tuned_models.delete(request.state.principal, model_id)
+    request.app.state.audit.record(request.state.principal, "model.delete", "model", row.id,
+                                   request.client.host if request.client else None)
+    return DeleteModelOut(id=row.id)
 
 
 async def _card(spec: ModelSpec) -> BaseModelCard:

@@ -1,10 +1,11 @@
-"""Model cards, as in Mistral's spec (BaseModelCard, ModelCapabilities, ModelList)."""
+"""Model cards, as in Mistral's spec (BaseModelCard, FTModelCard, ModelCapabilities, ModelList)."""
 
 from typing import Literal
 
 from pydantic import BaseModel
 
 from plateforme.models.spec import ModelSpec
+from plateforme.storage.fine_tuning_tables import FineTunedModel
 
 
 class ModelCapabilities(BaseModel):
@@ -37,7 +38,9 @@ class BaseModelCard(BaseModel):
     @classmethod
     def from_spec(cls, spec: ModelSpec, fim: bool) -> "BaseModelCard":
         # Every model calls tools: through mistral-common's format, or grammar-constrained JSON.
-        capabilities = ModelCapabilities(function_calling=True, completion_fim=fim)
+        # Fine-tuning trains on the GGUF chat template's rendering (not on mistral-common's).
+        capabilities = ModelCapabilities(function_calling=True, completion_fim=fim,
+                                         fine_tuning=spec.tokenizer is None)
         return cls(
             id=spec.name, created=spec.created, capabilities=capabilities, name=spec.name,
             description=spec.description, max_context_length=spec.context_length,
@@ -45,6 +48,34 @@ class BaseModelCard(BaseModel):
         )
 
 
+class FTModelCard(BaseModel):
+    id: str
+    object: str = "model"
+    created: int
+    owned_by: str
+    capabilities: ModelCapabilities
+    name: str | None = None
+    description: str | None = None
+    max_context_length: int
+    aliases: list[str] = []
+    deprecation: str | None = None
+    deprecation_replacement_model: str | None = None
+    default_model_temperature: float | None = None
+    type: Literal["fine-tuned"] = "fine-tuned"
+    job: str
+    root: str
+    archived: bool = False
+
+    @classmethod
+    def of(cls, row: FineTunedModel, base: ModelSpec | None) -> "FTModelCard":
+        return cls(id=row.id, created=int(row.created_at.timestamp()), owned_by=row.workspace_id,
+                   capabilities=ModelCapabilities(completion_chat=True, function_calling=True),
+                   name=row.name, description=row.description,
+                   max_context_length=base.context_length if base else 0,
+                   default_model_temperature=base.default_temperature if base else None,
+                   job=row.job_id, root=row.root, archived=row.archived)
+
+
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[BaseModelCard]
+    data: list[BaseModelCard | FTModelCard]

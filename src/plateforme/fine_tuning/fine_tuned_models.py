@@ -1,0 +1,137 @@
+"""Fine-tuned models: rows in the database, their LoRA adapters on disk, and a cache for lookups.
+
+A fine-tuned model belongs to one workspace; other workspaces neither see nor use it. Its
+adapter (GGUF) lives in <data_dir>/fine_tuning/adapters/, the base model's weights are shared.
+"""
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from plateforme.fine_tuning.errors import FineTunedModelNotFound
+from plateforme.fine_tuning.workdir import adapters_dir
+from plateforme.storage.database import Database
+from plateforme.storage.fine_tuning_tables import FineTunedModel
+from plateforme.tenancy.ids import utcnow
+
+PREFIX = "ft:"
+
+
+def fine_tuned_model_id(base: str, suffix: str | None, job_id: str) -> str:
+    short = job_id.replace("-", "")[:8]
+    return f"{PREFIX}{base}:{suffix}:{short}" if suffix else f"{PREFIX}{base}:{short}"
+
+
+@dataclass(frozen=True)
+class ServedAdapter:
+    model_id: str
+    workspace_id: str
+    root: str
+    adapter: Path
+    archived: bool
+
+
+class FineTunedModels:
+    def __init__(self, db: Database, data_dir: Path):
+        self.db = db
+        self.data_dir = Path(data_dir)
+        self._lock = threading.Lock()
+        self._cache: dict[str, ServedAdapter] = {}
+        self.reload()
+
+    def _served(self, row: FineTunedModel) -> ServedAdapter:
+        return ServedAdapter(row.id, row.workspace_id, row.root, self.data_dir / row.adapter_path, row.archived)
+
+    def reload(self) -> None:
+        with self.db.session() as s:
+            rows = s.scalars(select(FineTunedModel)).all()
+        with self._lock:
+            self._cache = {row.id: self._served(row) for row in rows}
+
+    def _remember(self, row: FineTunedModel | None, model_id: str) -> None:
+        with self._lock:
+            if row is None:
+                self._cache.pop(model_id, None)
+            else:
+                self._cache[row.id] = self._served(row)
+
+    def create(self, model_id: str, workspace_id: str, job_id: str, root: str, adapter: Path) -> FineTunedModel:
+        """Keep `adapter` (copied next to the others) and record the model."""
+        target_dir = adapters_dir(self.data_dir)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{job_id}.gguf"
+        tmp = target.with_suffix(".part")
+        shutil.copyfile(adapter, tmp)
+        os.replace(tmp, target)
+        row = FineTunedModel(id=model_id, workspace_id=workspace_id, job_id=job_id, root=root, name=None,
+                             description=None, archived=False,
+                             adapter_path=str(target.relative_to(self.data_dir)), created_at=utcnow())
+        with self.db.session() as s:
+            existing = s.get(FineTunedModel, model_id)
+            if existing is None:  # a resumed job may finish twice: the first record stands
+                s.add(row)
+                s.commit()
+            else:
+                row = existing
+        self._remember(row, model_id)
+        return row
+
+    def get(self, workspace_id: str, model_id: str) -> FineTunedModel:
+        with self.db.session() as s:
+            row = s.get(FineTunedModel, model_id)
+        if row is None or row.workspace_id != workspace_id:
+            raise FineTunedModelNotFound(model_id)
+        return row
+
+    def of_workspace(self, workspace_id: str) -> list[FineTunedModel]:
+        with self.db.session() as s:
+            return list(s.scalars(select(FineTunedModel).where(FineTunedModel.workspace_id == workspace_id)
+                                  .order_by(FineTunedModel.created_at, FineTunedModel.id)).all())
+
+    def update(self, workspace_id: str, model_id: str, **fields) -> FineTunedModel:
+        self.get(workspace_id, model_id)
+        with self.db.session() as s:
+            row = s.get(FineTunedModel, model_id)
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.commit()
+        self._remember(row, model_id)
+        return row
+
+    def delete(self, workspace_id: str, model_id: str) -> FineTunedModel:
+        row = self.get(workspace_id, model_id)
+        with self.db.session() as s:
+            s.delete(s.get(FineTunedModel, model_id))
+            s.commit()
+        self._remember(None, model_id)
+        (self.data_dir / row.adapter_path).unlink(missing_ok=True)
+        return row
+
+    def lookup(self, workspace_id: str, model_id: str) -> ServedAdapter | None:
+        """The served fine-tune `model_id` of `workspace_id` (None: not one of its fine-tunes).
+        Unknown ids are read from the database, so a model made by another gateway node is found."""
+        if not model_id.startswith(PREFIX):
+            return None
+        with self._lock:
+            served = self._cache.get(model_id)
+        if served is None:
+            with self.db.session() as s:
+                row = s.get(FineTunedModel, model_id)
+            if row is None:
+                return None
+            self._remember(row, model_id)
+            served = self._served(row)
+        return served if served.workspace_id == workspace_id else None
+
+    def adapters_of(self, root: str) -> list[Path]:
+        """The adapters a base model's adapter host should load (not archived), in a stable order."""
+        with self._lock:
+            return sorted(a.adapter for a in self._cache.values() if a.root == root and not a.archived)
+
+    def roots(self) -> set[str]:
+        with self._lock:
+            return {a.root for a in self._cache.values()}

@@ -1,0 +1,80 @@
+"""Serve fine-tuned models: one adapter host per base model carries every fine-tune of that base.
+
+The host is one llama.cpp process with the base weights and all LoRA adapters of its fine-tunes
+(each a few MB); requests choose their adapter. A new, archived or deleted fine-tune reloads the
+host blue-green (the new process starts before the old one goes), so other fine-tunes keep serving.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from plateforme.engines.adapter_host import AdapterHost
+from plateforme.engines.admission import Admission
+from plateforme.engines.lora_client import LoraClient
+from plateforme.fine_tuning.errors import FineTuningError
+from plateforme.fine_tuning.fine_tuned_models import FineTunedModels, ServedAdapter
+from plateforme.models.registry import ModelRegistry
+from plateforme.models.spec import ModelSpec
+
+log = logging.getLogger("plateforme.fine_tuning")
+
+
+@dataclass
+class FineTuneTarget:
+    """What the chat service needs of a served model: its spec, admission gate and client."""
+    spec: ModelSpec
+    admission: Admission
+    host: AdapterHost
+    served: ServedAdapter
+
+    def client(self) -> LoraClient:
+        return LoraClient(self.host.client(), self.host.lora_field(self.served.adapter))
+
+
+class FineTuneServing:
+    def __init__(self, registry: ModelRegistry, models: FineTunedModels, start_timeout: float,
+                 engine_timeout: float):
+        self.registry, self.models = registry, models
+        self._start_timeout, self._engine_timeout = start_timeout, engine_timeout
+        self.hosts: dict[str, AdapterHost] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _host(self, root: str) -> AdapterHost:
+        if root not in self.hosts:
+            spec = self.registry.require(root)
+            self.hosts[root] = AdapterHost(spec, self._start_timeout, self._engine_timeout)
+        return self.hosts[root]
+
+    async def sync(self, root: str) -> None:
+        """Make the host of `root` serve exactly the current fine-tunes of `root`."""
+        if self.registry.get(root) is None:
+            log.warning("fine-tunes of %r are not served: the base model is not configured", root)
+            return
+        async with self._locks.setdefault(root, asyncio.Lock()):
+            await self._host(root).set_adapters(self.models.adapters_of(root))
+
+    async def start(self) -> None:
+        for root in sorted(self.models.roots()):
+            try:
+                await self.sync(root)
+            except Exception:  # one broken base must not keep the others from serving
+                log.exception("cannot serve the fine-tunes of %s", root)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(host.close() for host in self.hosts.values()), return_exceptions=True)
+
+    def target(self, workspace_id: str, model: str) -> FineTuneTarget | None:
+        """The served fine-tune `model` of the workspace; None when `model` is not one."""
+        served = self.models.lookup(workspace_id, model)
+        if served is None:
+            return None
+        if served.archived:
+            raise FineTuningError(f"model {model!r} is archived; unarchive it with "
+                                  f"DELETE /v1/fine_tuning/models/{model}/archive to use it", 400, "model")
+        spec = self.registry.get(served.root)
+        if spec is None:
+            raise FineTuningError(f"model {model!r} adapts base model {served.root!r}, which this server "
+                                  "does not serve; add it to the models config", 400, "model")
+        host = self._host(served.root)
+        return FineTuneTarget(spec, host.admission, host, served)

@@ -1,0 +1,65 @@
+"""Tables of fine-tuning: jobs, their events and checkpoints, and the fine-tuned models they made."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from plateforme.storage.tables import Base
+
+
+class FineTuningJob(Base):
+    __tablename__ = "fine_tuning_jobs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # a UUID, as in Mistral's API
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[str | None] = mapped_column(String(40))  # user id of the caller
+    model: Mapped[str] = mapped_column(String(200))  # the base model
+    status: Mapped[str] = mapped_column(String(30), index=True)
+    auto_start: Mapped[bool] = mapped_column(Boolean)
+    suffix: Mapped[str | None] = mapped_column(String(40))
+    hyperparameters: Mapped[dict] = mapped_column(JSON)
+    training_files: Mapped[list] = mapped_column(JSON)  # [{"file_id", "weight"}]
+    validation_files: Mapped[list] = mapped_column(JSON)  # [file_id]
+    invalid_sample_skip_percentage: Mapped[float] = mapped_column(Float)
+    # The estimate of the validation step (tokens, steps, epochs, expected duration).
+    job_metadata: Mapped[dict | None] = mapped_column(JSON)
+    trained_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    fine_tuned_model: Mapped[str | None] = mapped_column(String(250))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FineTuningEvent(Base):
+    __tablename__ = "fine_tuning_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    data: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FineTuningCheckpoint(Base):
+    __tablename__ = "fine_tuning_checkpoints"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("fine_tuning_jobs.id", ondelete="CASCADE"), index=True)
+    step_number: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    valid_loss: Mapped[float | None] = mapped_column(Float)
+    valid_mean_token_accuracy: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FineTunedModel(Base):
+    __tablename__ = "fine_tuned_models"
+    id: Mapped[str] = mapped_column(String(250), primary_key=True)  # ft:<base>:<suffix>:<job>
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(String(40))
+    root: Mapped[str] = mapped_column(String(200))  # the base model it adapts
+    name: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The LoRA adapter (GGUF) in the platform's data directory, relative to it.
+    adapter_path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Traces of chat completions, feedback on them, and fine-tuning datasets made from both."""

@@ -1,0 +1,70 @@
+"""Capture one chat completion: the request as sent, and the final answer once it is complete.
+
+Nothing here may break the completion itself: every step is guarded and only logs on failure.
+Streams are passed through untouched; each delta is appended to an assembler, and the trace is
+scheduled for writing (in the background) when the stream's usage, its last item, goes by.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+
+from plateforme.chat.types import Choice, Completion, Delta, Usage
+from plateforme.storage.trace_tables import ChatTrace
+from plateforme.tenancy.principal import Principal
+from plateforme.traces.recorder import TraceRecorder
+from plateforme.traces.stream_assembly import StreamAssembler
+
+log = logging.getLogger("plateforme.traces")
+
+
+def response_record(completion_id: str, model: str, created: int, choices: list[Choice], usage: Usage) -> dict:
+    """The answer in the shape of a non-streaming chat completion (without log probabilities)."""
+    out = []
+    for c in choices:
+        message: dict = {"role": "assistant", "content": c.content}
+        if c.tool_calls:
+            message["tool_calls"] = c.tool_calls
+        out.append({"index": c.index, "message": message, "finish_reason": c.finish_reason})
+    return {"id": completion_id, "object": "chat.completion", "model": model, "created": created, "choices": out,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                      "total_tokens": usage.total_tokens}}
+
+
+class Capture:
+    def __init__(self, recorder: TraceRecorder, who: Principal, completion_id: str, model: str, created: int,
+                 request: dict, stream: bool):
+        self.recorder = recorder
+        self.who, self.completion_id, self.model, self.created = who, completion_id, model, created
+        self.request, self.stream = request, stream
+
+    def _save(self, choices: list[Choice], usage: Usage) -> None:
+        try:
+            response = response_record(self.completion_id, self.model, self.created, choices, usage)
+            self.recorder.save_later(ChatTrace(
+                workspace_id=self.who.workspace_id, completion_id=self.completion_id, api_key_id=self.who.key_id,
+                model=self.model, stream=self.stream, request=self.request, response=response))
+        except Exception:
+            log.exception("could not capture the trace of %s", self.completion_id)
+
+    def completed(self, result: Completion) -> None:
+        """A non-streaming completion was answered."""
+        self._save(result.choices, result.usage)
+
+    async def wrap(self, events: AsyncIterator[Delta | Usage]) -> AsyncIterator[Delta | Usage]:
+        """Pass a chat stream through, capturing it; a stream that fails or is cut is not stored."""
+        assembler: StreamAssembler | None = StreamAssembler()
+        try:
+            async for item in events:
+                if assembler is not None:
+                    try:
+                        if isinstance(item, Usage):
+                            self._save(assembler.choices(), item)
+                            assembler = None
+                        else:
+                            assembler.add(item)
+                    except Exception:
+                        log.exception("could not capture the stream of %s", self.completion_id)
+                        assembler = None
+                yield item
+        finally:
+            await events.aclose()

@@ -1,0 +1,203 @@
+"""The fine-tuning API through the `mistralai` 2.5.1 SDK, on the real default model (tiny runs).
+
+One PostgreSQL-backed platform: a job trains a few steps, its model is served at once through the
+chat API, then renamed, archived, unarchived and deleted; another workspace sees none of it; bad
+files fail validation with line numbers; a started job is cancelled within seconds.
+"""
+
+import time
+
+import httpx
+import pytest
+from fine_tuning_data import FACTS, TRAINING, VALIDATION, chat_line, jsonl, upload, wait_for
+from mistralai_v2 import call
+from server_process import DEFAULT_MODEL, default_model_entry
+from spec_schema import FINE_TUNING, validate
+
+from conftest import database_env
+
+STATIC_KEY = "ft-test-admin-key"
+TINY = {"training_steps": 3, "learning_rate": 1e-3, "seq_len": 128, "lora_rank": 4}
+
+
+@pytest.fixture(scope="module")
+def platform(start_server, request, training_cache_dir):
+    return start_server(models=[default_model_entry(parallel=2, max_queue=8, threads=1)],
+                        env={"PLATEFORME_API_KEY": STATIC_KEY, "PLATEFORME_TRAINING_CACHE_DIR": str(training_cache_dir),
+                             **database_env(request, "postgresql")})
+
+
+@pytest.fixture(scope="module")
+def other_key(platform) -> str:
+    admin = {"Authorization": f"Bearer {STATIC_KEY}"}
+    ws = httpx.post(f"{platform.url}/v1/admin/workspaces", headers=admin, json={"name": "other-team"}).json()
+    user = httpx.post(f"{platform.url}/v1/admin/workspaces/{ws['id']}/users", headers=admin,
+                      json={"email": "dev@other.example"}).json()
+    return httpx.post(f"{platform.url}/v1/admin/keys", headers=admin,
+                      json={"user_id": user["id"], "name": "dev"}).json()["key"]
+
+
+def sdk(platform, code: str, key: str = STATIC_KEY):
+    return call(platform.url, key, code)
+
+
+def headers(key: str = STATIC_KEY) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def files(platform) -> dict:
+    ids = sdk(platform, f"""
+        train = client.files.upload(file={{"file_name": "train.jsonl", "content": {TRAINING!r}}})
+        valid = client.files.upload(file={{"file_name": "valid.jsonl", "content": {VALIDATION!r}}})
+        result = {{"train": train.id, "valid": valid.id}}""")
+    return ids
+
+
+@pytest.fixture(scope="module")
+def trained(platform, files) -> dict:
+    """A job that trained to SUCCESS (created through the SDK), as the API shows it at the end."""
+    created = sdk(platform, f"""
+        result = client.fine_tuning.jobs.create(
+            model={DEFAULT_MODEL!r}, training_files=[{{"file_id": {files['train']!r}, "weight": 1}}],
+            validation_files=[{files['valid']!r}], hyperparameters={TINY!r}, suffix="quill", auto_start=True)""")
+    validate(created, "CompletionJobOut", FINE_TUNING)
+    assert created["status"] == "QUEUED" and created["model"] == DEFAULT_MODEL
+    wait_for(platform.url, headers(), created["id"], {"SUCCESS", "FAILED", "FAILED_VALIDATION"})
+    return sdk(platform, f"result = client.fine_tuning.jobs.get(job_id={created['id']!r})")
+
+
+def test_dry_run_estimates_without_creating_a_job(platform, files):
+    before = httpx.get(f"{platform.url}/v1/fine_tuning/jobs", headers=headers()).json()["total"]
+    # (the 2.5.1 SDK has no dry_run argument: plain HTTP)
+    estimate = httpx.post(f"{platform.url}/v1/fine_tuning/jobs?dry_run=true", headers=headers(), timeout=300, json={
+        "model": DEFAULT_MODEL, "training_files": [{"file_id": files["train"]}],
+        "hyperparameters": {"training_steps": 5, "seq_len": 128}}).json()
+    validate(estimate, "LegacyJobMetadataOut", FINE_TUNING)
+    assert estimate["object"] == "job.metadata" and estimate["training_steps"] == 5
+    assert estimate["data_tokens"] > 8 * 10 and estimate["train_tokens"] > 0
+    assert estimate["expected_duration_seconds"] > 0
+    assert httpx.get(f"{platform.url}/v1/fine_tuning/jobs", headers=headers()).json()["total"] == before
+
+
+def test_job_trains_reports_progress_and_its_model_answers(platform, trained):
+    assert trained["status"] == "SUCCESS", trained
+    validate(trained, "CompletionDetailedJobOut", FINE_TUNING)
+    statuses = [e["data"]["status"] for e in trained["events"] if e["name"] == "status-updated"]
+    assert statuses == ["QUEUED", "VALIDATING", "VALIDATED", "RUNNING", "SUCCESS"], statuses
+    assert trained["fine_tuned_model"] == f"ft:{DEFAULT_MODEL}:quill:{trained['id'].replace('-', '')[:8]}"
+    assert trained["trained_tokens"] > 0 and trained["metadata"]["train_tokens"] > 0
+    last = trained["checkpoints"][0]
+    assert last["step_number"] == 3
+    assert last["metrics"]["train_loss"] > 0 and last["metrics"]["valid_loss"] > 0
+    assert 0 <= last["metrics"]["valid_mean_token_accuracy"] <= 1
+    model = trained["fine_tuned_model"]
+    answer = sdk(platform, f"""
+        result = client.chat.complete(model={model!r}, messages=[{{"role": "user", "content": "Who founded Quillbrook?"}}],
+                                      max_tokens=12, temperature=0)""")
+    assert answer["model"] == model and answer["choices"][0]["message"]["content"]
+    listed = sdk(platform, "result = client.fine_tuning.jobs.list(status='SUCCESS', suffix='quill')")
+    assert [j["id"] for j in listed["data"]] == [trained["id"]] and listed["total"] == 1
+    validate(listed, "JobsOut", FINE_TUNING)
+
+
+def test_fine_tuned_model_card_rename_archive_and_delete(platform, trained):
+    model = trained["fine_tuned_model"]
+    cards = {m["id"]: m for m in sdk(platform, "result = client.models.list()")["data"]}
+    card = cards[model]
+    validate(card, "FTModelCard", FINE_TUNING)
+    assert (card["type"], card["job"], card["root"], card["archived"]) == ("fine-tuned", trained["id"],
+                                                                           DEFAULT_MODEL, False)
+    updated = sdk(platform, f"result = client.models.update(model_id={model!r}, name='Quill', description='facts')")
+    validate(updated, "CompletionFTModelOut", FINE_TUNING)
+    assert (updated["name"], updated["description"], updated["job"]) == ("Quill", "facts", trained["id"])
+    ask = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    archived = sdk(platform, f"result = client.models.archive(model_id={model!r})")
+    assert archived == {"id": model, "object": "model", "archived": True}
+    refused = httpx.post(f"{platform.url}/v1/chat/completions", headers=headers(), json=ask)
+    assert refused.status_code == 400 and "archived" in refused.json()["message"]
+    sdk(platform, f"result = client.models.unarchive(model_id={model!r})")
+    assert httpx.post(f"{platform.url}/v1/chat/completions", headers=headers(), json=ask, timeout=60).status_code == 200
+    deleted = sdk(platform, f"result = client.models.delete(model_id={model!r})")
+    assert deleted["deleted"] is True and deleted["id"] == model
+    gone = httpx.post(f"{platform.url}/v1/chat/completions", headers=headers(), json=ask)
+    assert gone.status_code == 404, gone.text
+    base = httpx.delete(f"{platform.url}/v1/models/{DEFAULT_MODEL}", headers=headers())
+    assert base.status_code == 400 and base.json()["object"] == "error"
+
+
+def test_another_workspace_sees_and_uses_nothing(platform, trained, other_key):
+    job_id, model = trained["id"], trained["fine_tuned_model"]
+    theirs = headers(other_key)
+    assert httpx.get(f"{platform.url}/v1/fine_tuning/jobs", headers=theirs).json()["total"] == 0
+    for method, path in [("GET", f"/v1/fine_tuning/jobs/{job_id}"), ("POST", f"/v1/fine_tuning/jobs/{job_id}/cancel"),
+                         ("POST", f"/v1/fine_tuning/jobs/{job_id}/start"), ("GET", f"/v1/models/{model}"),
+                         ("POST", f"/v1/fine_tuning/models/{model}/archive"), ("DELETE", f"/v1/models/{model}")]:
+        response = httpx.request(method, f"{platform.url}{path}", headers=theirs)
+        assert response.status_code == 404, (path, response.text)
+    assert model not in {m["id"] for m in httpx.get(f"{platform.url}/v1/models", headers=theirs).json()["data"]}
+    used = httpx.post(f"{platform.url}/v1/chat/completions", headers=theirs,
+                      json={"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+    assert used.status_code == 404
+    # Their own job cannot use our files either.
+    job = httpx.post(f"{platform.url}/v1/fine_tuning/jobs", headers=theirs, json={
+        "model": DEFAULT_MODEL, "training_files": [{"file_id": trained["training_files"][0]}], "hyperparameters": TINY})
+    assert job.status_code == 404 and job.json()["param"] == "training_files"
+
+
+BAD_LINES = [chat_line(*FACTS[0]), "this is not JSON", {"messages": []},
+             {"messages": [{"role": "user", "content": "no answer"}]}, chat_line(*FACTS[1])]
+
+
+def test_bad_files_fail_validation_with_line_numbers(platform):
+    bad = upload(platform.url, headers(), jsonl(BAD_LINES), "bad.jsonl")
+    body = {"model": DEFAULT_MODEL, "training_files": [{"file_id": bad}], "hyperparameters": TINY}
+    refused = httpx.post(f"{platform.url}/v1/fine_tuning/jobs?dry_run=true", headers=headers(), json=body, timeout=120)
+    assert refused.status_code == 400 and "line 2" in refused.json()["message"], refused.text
+    job = httpx.post(f"{platform.url}/v1/fine_tuning/jobs", headers=headers(), json=body).json()
+    failed = wait_for(platform.url, headers(), job["id"], {"FAILED_VALIDATION", "VALIDATED", "SUCCESS", "FAILED"})
+    assert failed["status"] == "FAILED_VALIDATION"
+    report = failed["events"][-1]["data"]
+    assert [e["line"] for e in report["errors"]] == [2, 3, 4] and report["errors_total"] == 3
+    assert all(e["file_id"] == bad and e["reason"] for e in report["errors"])
+    assert failed["fine_tuned_model"] is None and not failed["checkpoints"]
+
+
+def test_bad_requests_are_refused_clearly(platform, files):
+    batch = upload(platform.url, headers(), TRAINING, "batch.jsonl", purpose="batch")
+    cases = [({"training_files": [{"file_id": batch}]}, 400, "purpose"),
+             ({"training_files": [{"file_id": "9b2f9a5e-0000-4000-8000-000000000000"}]}, 404, "no file"),
+             ({"hyperparameters": {"training_steps": 2, "epochs": 1}}, 400, "not both"),
+             ({"model": "no-such-model"}, 404, "does not exist"),
+             ({"integrations": [{"type": "wandb", "project": "p", "api_key": "k" * 40}]}, 400, "integrations")]
+    for change, status, words in cases:
+        body = {"model": DEFAULT_MODEL, "training_files": [{"file_id": files["train"]}], "hyperparameters": TINY,
+                **change}
+        response = httpx.post(f"{platform.url}/v1/fine_tuning/jobs", headers=headers(), json=body)
+        assert response.status_code == status and words in response.json()["message"], (change, response.text)
+    assert httpx.get(f"{platform.url}/v1/fine_tuning/jobs/not-a-uuid", headers=headers()).status_code == 404
+
+
+def test_skipped_bad_lines_then_start_then_cancel_within_seconds(platform):
+    lines = BAD_LINES[:2] + [chat_line(q, a) for q, a in FACTS]  # 1 bad line of 10
+    data = upload(platform.url, headers(), jsonl(lines), "mostly-good.jsonl")
+    job = sdk(platform, f"""
+        result = client.fine_tuning.jobs.create(
+            model={DEFAULT_MODEL!r}, training_files=[{{"file_id": {data!r}}}], invalid_sample_skip_percentage=0.2,
+            hyperparameters={{"training_steps": 500, "seq_len": 128, "lora_rank": 4}}, auto_start=False)""")
+    validated = wait_for(platform.url, headers(), job["id"], {"VALIDATED", "FAILED_VALIDATION", "FAILED"})
+    assert validated["status"] == "VALIDATED" and validated["events"][-1]["data"]["errors_total"] == 1
+    time.sleep(3)  # not started by itself
+    assert httpx.get(f"{platform.url}/v1/fine_tuning/jobs/{job['id']}", headers=headers()).json()["status"] == "VALIDATED"
+    started = sdk(platform, f"result = client.fine_tuning.jobs.start(job_id={job['id']!r})")
+    assert started["status"] in ("QUEUED", "RUNNING")
+    running = wait_for(platform.url, headers(), job["id"], {"RUNNING", "FAILED"})
+    assert running["status"] == "RUNNING"
+    time.sleep(8)  # well into training (model loaded, steps running)
+    asked = time.monotonic()
+    cancelled = sdk(platform, f"result = client.fine_tuning.jobs.cancel(job_id={job['id']!r})")
+    assert cancelled["status"] in ("CANCELLATION_REQUESTED", "CANCELLED")
+    done = wait_for(platform.url, headers(), job["id"], {"CANCELLED", "SUCCESS", "FAILED"}, timeout=30)
+    assert done["status"] == "CANCELLED" and time.monotonic() - asked < 15
+    again = httpx.post(f"{platform.url}/v1/fine_tuning/jobs/{job['id']}/cancel", headers=headers())
+    assert again.status_code == 409 and again.json()["object"] == "error"
