@@ -29,7 +29,7 @@ def trainer_pids(job_id: str) -> list[int]:
 
 
 def start(workdir: Path, cache: Path) -> ServerProcess:
-    server = ServerProcess(workdir, [default_model_entry(parallel=2)],
+    server = ServerProcess(workdir, [default_model_entry(parallel=2, threads=1)],
                            {"PLATEFORME_API_KEY": KEY, "PLATEFORME_TRAINING_CACHE_DIR": str(cache)})
     server.wait_healthy()
     return server
