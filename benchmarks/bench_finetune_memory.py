@@ -18,32 +18,14 @@ import time
 from pathlib import Path
 
 import httpx
-import torch
 
 from plateforme.engines.supervisor import free_loopback_port
 from plateforme.models.registry import ModelRegistry
-from plateforme.training.adapter_gguf import write_lora_gguf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from random_adapters import write_random_adapter  # noqa: E402
 
 RANK = 16
-PROJECTIONS = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-               "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-               "ffn_down": "mlp.down_proj"}
-
-
-def random_adapter(base: Path, out: Path, seed: int) -> None:
-    import gguf
-
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for tensor in gguf.GGUFReader(str(base)).tensors:
-        parts = tensor.name.split(".")  # blk.N.<kind>.weight
-        if len(parts) != 4 or parts[0] != "blk" or parts[2] not in PROJECTIONS:
-            continue
-        n_in, n_out = int(tensor.shape[0]), int(tensor.shape[1])  # ggml order: [in, out]
-        prefix = f"base_model.model.model.layers.{parts[1]}.{PROJECTIONS[parts[2]]}"
-        state[f"{prefix}.lora_A.weight"] = torch.randn(RANK, n_in, generator=generator) * 0.01
-        state[f"{prefix}.lora_B.weight"] = torch.randn(n_out, RANK, generator=generator) * 0.01
-    write_lora_gguf(state, base_gguf=base, alpha=2 * RANK, out=out)
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -107,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         adapters = [Path(tmp) / f"ft-{i}.gguf" for i in range(3)]
         for i, adapter in enumerate(adapters):
-            random_adapter(base, adapter, seed=i)
+            write_random_adapter(base, adapter, seed=i, rank=RANK)
         adapter_mib = adapters[0].stat().st_size / 2**20
         rows = {
             "base model alone": measure(spec, [[]]),
