@@ -74,8 +74,11 @@ class TrainerProcess:
         return rc
 
     def reason(self) -> str:
-        """The trainer's own last words, for a failed run."""
+        """The trainer's own last words, for a failed run (under torchrun, its summary comes after)."""
         lines = [line for line in self.stderr_tail if line.strip()]
+        stated = [line for line in lines if line.startswith("training failed:")]
+        if stated:
+            return stated[-1]
         return lines[-1] if lines else "the trainer process exited without a message"
 
     def signal(self, sig: int = signal.SIGTERM) -> None:

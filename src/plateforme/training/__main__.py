@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "run" and args.workdir is None:
         parser.error("run needs --workdir")
     out = claim_stdout()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' loading bars: log noise
     signal.signal(signal.SIGTERM, _cancel)
     signal.signal(signal.SIGINT, _cancel)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(job, args.workdir, out)
     except JobError as exc:
         print(f"{prefix}{exc}", file=sys.stderr, flush=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure ends with its one-line reason
         traceback.print_exc(file=sys.stderr)
         print(f"{prefix}{_failure(exc)}", file=sys.stderr, flush=True)
     return EXIT_FAILED

@@ -53,7 +53,7 @@ def served_messages(conversation: Conversation) -> tuple[list[dict], list[int]]:
 def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> str:
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    except Exception as exc:  # jinja2 errors, including the template's own raise_exception
+    except Exception as exc:  # noqa: BLE001 - jinja2 errors, including the template's raise_exception
         raise BadLine(f"the model's chat template refuses this conversation: {exc}") from None
 
 

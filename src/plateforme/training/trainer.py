@@ -22,7 +22,6 @@ from plateforme.training.events import Events
 from plateforme.training.job import Job, JobError
 from plateforme.training.lora_setup import lora_model, optimizer_and_schedule
 from plateforme.training.preparation import Prepared
-from plateforme.training.schedule import Plan
 
 log = logging.getLogger("plateforme.training")
 MAX_GRAD_NORM = 1.0

@@ -6,7 +6,6 @@ refused (never truncated: a cut conversation would teach the model to stop mid-a
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from plateforme.training.chat_rendering import TokenizedExample, tokenize_conversation
 from plateforme.training.conversation_checks import BadLine, check_line
@@ -46,8 +45,7 @@ class TrainingData:
 def _lines(data_file: DataFile, kind: str):
     try:
         with open(data_file.path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                yield number, raw
+            yield from enumerate(handle, start=1)
     except OSError as exc:
         raise JobError(f"cannot read {kind} file {data_file.file_id} at {data_file.path}: {exc.strerror}") from exc
 
