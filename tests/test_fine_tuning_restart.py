@@ -46,7 +46,7 @@ def test_killed_platform_resumes_the_job_from_its_checkpoint(tmp_path, training_
         data = upload(server.url, HEADERS, TRAINING)
         job = httpx.post(f"{server.url}/v1/fine_tuning/jobs", headers=HEADERS, json={
             "model": DEFAULT_MODEL, "training_files": [{"file_id": data}],
-            "hyperparameters": {"training_steps": 12, "learning_rate": 1e-3, "seq_len": 128, "lora_rank": 4}}).json()
+            "hyperparameters": {"training_steps": 6, "learning_rate": 1e-3, "seq_len": 128, "lora_rank": 4}}).json()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             detail = httpx.get(f"{server.url}/v1/fine_tuning/jobs/{job['id']}", headers=HEADERS).json()
@@ -69,7 +69,7 @@ def test_killed_platform_resumes_the_job_from_its_checkpoint(tmp_path, training_
         assert done["status"] == "SUCCESS", done
         resumed = [e["data"] for e in done["events"] if e["data"] and "resumed_from_step" in e["data"]]
         assert resumed and resumed[0]["resumed_from_step"] >= 1, done["events"]
-        assert done["checkpoints"][0]["step_number"] == 12
+        assert done["checkpoints"][0]["step_number"] == 6
         assert ask(server, done["fine_tuned_model"]).status_code == 200
     finally:
         server.stop()

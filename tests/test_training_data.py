@@ -11,7 +11,7 @@ from plateforme.training.base_model import load_tokenizer
 from plateforme.training.chat_rendering import tokenize_conversation
 from plateforme.training.conversation_checks import BadLine, check_line
 from plateforme.training.schedule import BATCH_EXAMPLES, make_plan
-from training_jobs import FACTS, SYSTEM, default_gguf, qa_line, run_trainer, shared_cache_dir, trainer_args, write_job
+from training_jobs import FACTS, SYSTEM, default_gguf, qa_line, run_trainer, trainer_args, write_job
 
 GOOD = [qa_line(q, a) for q, a in FACTS]
 BAD = [
@@ -35,8 +35,8 @@ BAD = [
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return shared_cache_dir(tmp_path_factory)
+def cache_dir(training_cache_dir):
+    return training_cache_dir
 
 
 @pytest.fixture(scope="module")

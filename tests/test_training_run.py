@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from training_jobs import FACTS, Trainer, qa_line, run_trainer, shared_cache_dir, trainer_args, write_job
+from training_jobs import FACTS, Trainer, qa_line, run_trainer, trainer_args, write_job
 
 MEMORISE = [qa_line(q, a) for q, a in FACTS]  # 4 lines: every step trains on all of them
 STEPS = 8
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return shared_cache_dir(tmp_path_factory)
+def cache_dir(training_cache_dir):
+    return training_cache_dir
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,6 @@ def default_gguf() -> Path:
     return ModelRegistry.from_file(None).specs[0].weights_path()
 
 
-def shared_cache_dir(tmp_path_factory) -> Path:
-    """One cache for the whole session, whichever test module asks: the base model is dequantised once."""
-    path = tmp_path_factory.getbasetemp() / "training-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def qa_line(question: str, answer: str) -> dict:
     return {"messages": [SYSTEM, {"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
 
