@@ -201,3 +201,26 @@ def test_skipped_bad_lines_then_start_then_cancel_within_seconds(platform):
     assert done["status"] == "CANCELLED" and time.monotonic() - asked < 15
     again = httpx.post(f"{platform.url}/v1/fine_tuning/jobs/{job['id']}/cancel", headers=headers())
     assert again.status_code == 409 and again.json()["object"] == "error"
+
+
+def test_liked_and_corrected_traces_become_a_job_ready_dataset(platform):
+    """Usage -> feedback -> export -> the exported file passes a job's validation."""
+    ours = "ws_default"  # the static key's workspace
+    assert httpx.patch(f"{platform.url}/v1/admin/workspaces/{ours}", headers=headers(),
+                       json={"capture_traces": True}).status_code == 200
+    ids = []
+    for question, _ in FACTS[:2]:
+        answer = httpx.post(f"{platform.url}/v1/chat/completions", headers=headers(), timeout=60, json={
+            "model": DEFAULT_MODEL, "messages": [{"role": "user", "content": question}], "max_tokens": 8})
+        ids.append(answer.json()["id"])
+    ratings = [{"rating": 1}, {"rating": -1, "corrected_answer": FACTS[1][1]}]
+    for completion_id, rating in zip(ids, ratings):
+        given = httpx.post(f"{platform.url}/v1/chat/completions/{completion_id}/feedback", headers=headers(),
+                           json=rating)
+        assert given.status_code == 200, given.text
+    exported = httpx.post(f"{platform.url}/v1/datasets/export", headers=headers(), json={}).json()
+    assert exported["purpose"] == "fine-tune" and exported["num_lines"] == 2
+    estimate = httpx.post(f"{platform.url}/v1/fine_tuning/jobs?dry_run=true", headers=headers(), timeout=300, json={
+        "model": DEFAULT_MODEL, "training_files": [{"file_id": exported["id"]}], "hyperparameters": TINY})
+    assert estimate.status_code == 200 and estimate.json()["data_tokens"] > 0, estimate.text
+    assert estimate.json()["details"].startswith("2 of 2 lines are valid")
