@@ -28,6 +28,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_chat.py
+	$(BIN)/python benchmarks/bench_finetune.py
+	$(BIN)/python benchmarks/bench_finetune_memory.py
 
 clean:
 	rm -rf $(VENV) benchmarks/results
