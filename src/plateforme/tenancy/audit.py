@@ -1,5 +1,6 @@
 """The audit log: append-only records of admin actions and data access."""
 
+import asyncio
 from datetime import datetime
 
 from sqlalchemy import select
@@ -25,6 +26,14 @@ class AuditLog:
         with self.db.session() as s:
             s.add(event)
             s.commit()
+
+    async def arecord(self, principal: Principal | None, action: str, resource_type: str | None = None,
+                      resource_id: str | None = None, address: str | None = None, detail: dict | None = None,
+                      workspace_id: str | None = None) -> None:
+        """`record`, from async code: the write runs in a worker thread, so the event loop keeps serving
+        while the database is slow or locked; it is done when this returns (audit before answering)."""
+        await asyncio.to_thread(self.record, principal, action, resource_type, resource_id, address, detail,
+                                workspace_id)
 
     def events(self, workspace_id: str | None = None, since: datetime | None = None,
                limit: int = 100) -> list[AuditEvent]:

@@ -27,9 +27,9 @@ def _job_id(job_id: str) -> str:
                        param="job_id") from None
 
 
-def _audit(request: Request, action: str, job_id: str) -> None:
-    request.app.state.audit.record(request.state.principal, action, "fine_tuning_job", job_id,
-                                   request.client.host if request.client else None)
+async def _audit(request: Request, action: str, job_id: str) -> None:
+    await request.app.state.audit.arecord(request.state.principal, action, "fine_tuning_job", job_id,
+                                          request.client.host if request.client else None)
 
 
 @router.post("/v1/fine_tuning/jobs", response_model=CompletionJobOut | LegacyJobMetadataOut)
@@ -38,7 +38,7 @@ async def create_job(request: Request, body: JobIn, dry_run: bool | None = None)
     if dry_run:
         return LegacyJobMetadataOut(**await _service(request).dry_run(request.state.principal, data))
     job = await _service(request).create(request.state.principal, data)
-    _audit(request, "fine_tuning.job.create", job.id)
+    await _audit(request, "fine_tuning.job.create", job.id)
     return CompletionJobOut.of(job)
 
 
@@ -67,12 +67,12 @@ async def get_job(request: Request, job_id: str) -> CompletionDetailedJobOut:
 @router.post("/v1/fine_tuning/jobs/{job_id}/cancel", response_model=CompletionDetailedJobOut)
 async def cancel_job(request: Request, job_id: str) -> CompletionDetailedJobOut:
     detail = await _service(request).cancel(request.state.principal, _job_id(job_id))
-    _audit(request, "fine_tuning.job.cancel", detail.job.id)
+    await _audit(request, "fine_tuning.job.cancel", detail.job.id)
     return CompletionDetailedJobOut.of_detail(detail)
 
 
 @router.post("/v1/fine_tuning/jobs/{job_id}/start", response_model=CompletionDetailedJobOut)
 async def start_job(request: Request, job_id: str) -> CompletionDetailedJobOut:
     detail = await _service(request).start(request.state.principal, _job_id(job_id))
-    _audit(request, "fine_tuning.job.start", detail.job.id)
+    await _audit(request, "fine_tuning.job.start", detail.job.id)
     return CompletionDetailedJobOut.of_detail(detail)

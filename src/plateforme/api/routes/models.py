@@ -37,8 +37,8 @@ async def delete_model(model_id: str, request: Request) -> DeleteModelOut:
         raise APIError(400, f"{model_id!r} is a base model of this server's configuration; only fine-tuned "
                        "models can be deleted through the API", param="model_id")
     row = await request.app.state.fine_tuned_models.delete(request.state.principal, model_id)
-    request.app.state.audit.record(request.state.principal, "model.delete", "model", row.id,
-                                   request.client.host if request.client else None)
+    await request.app.state.audit.arecord(request.state.principal, "model.delete", "model", row.id,
+                                          request.client.host if request.client else None)
     return DeleteModelOut(id=row.id)
 
 

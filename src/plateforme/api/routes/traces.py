@@ -40,6 +40,6 @@ async def export_dataset(request: Request, body: Annotated[DatasetExportIn | Non
         record, _ = await _traces(request).export(request.state.principal, body.since, tuple(body.include))
     except TraceError as exc:
         raise _error(exc) from exc
-    request.app.state.audit.record(request.state.principal, "dataset.export", "file", record.id,
-                                   request.client.host if request.client else None)
+    await request.app.state.audit.arecord(request.state.principal, "dataset.export", "file", record.id,
+                                          request.client.host if request.client else None)
     return FileObject.from_record(record)
