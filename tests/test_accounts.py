@@ -1,6 +1,6 @@
 """Accounts on SQLite and PostgreSQL: keys hashed, shown once, scoped, revocable, expiring; audit."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -10,8 +10,8 @@ from plateforme.storage.database import open_database
 from plateforme.storage.tables import ApiKey
 from plateforme.tenancy.accounts import Accounts
 from plateforme.tenancy.audit import AuditLog
-from plateforme.tenancy.errors import Conflict, NotFound
-from plateforme.tenancy.ids import utcnow
+from plateforme.tenancy.errors import AccountError, Conflict, NotFound
+from plateforme.tenancy.ids import as_utc, utcnow
 
 
 @pytest.fixture
@@ -71,3 +71,24 @@ def test_audit_log_is_append_only_and_filtered_by_workspace(accounts):
                 conn.execute(text(statement))
             conn.rollback()
     assert len(audit.events()) == 2
+
+
+def test_key_expiry_with_an_offset_is_the_same_instant_in_utc(accounts):
+    """A key's expires_at may carry any offset; naive times are UTC. SQLite keeps no offset, so a time
+    stored unconverted would move by the offset (a -05:00 key refused at once, a +05:00 one 5 h late)."""
+    user, _ = accounts.bootstrap("root@example.com")
+    in_an_hour = utcnow() + timedelta(hours=1)
+    cases = {"-05:00": in_an_hour.astimezone(timezone(timedelta(hours=-5))),
+             "+05:00": in_an_hour.astimezone(timezone(timedelta(hours=5))),
+             "naive": in_an_hour.replace(tzinfo=None)}
+    for label, moment in cases.items():
+        record, plaintext = accounts.create_key(user.id, name=label, expires_at=moment)
+        assert accounts.authenticate(plaintext) is not None, label
+        with accounts.db.session() as s:
+            stored = s.get(ApiKey, record.id).expires_at
+        assert abs((as_utc(stored) - in_an_hour).total_seconds()) < 1, (label, stored)
+    just_gone = (utcnow() - timedelta(seconds=1)).astimezone(timezone(timedelta(hours=5)))
+    with pytest.raises(AccountError, match="past"):
+        accounts.create_key(user.id, expires_at=just_gone)
+    with pytest.raises(AccountError, match="out of range"):  # year 10000 once in UTC: refused, not a crash
+        accounts.create_key(user.id, expires_at=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))

@@ -1,9 +1,14 @@
 """Usage metering, limits (429 + Retry-After), the admin API and audit, with real keys on a live server."""
 
 import concurrent.futures as cf
+import sqlite3
 import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from mistralai.client import Mistral
 from conftest import database_env
@@ -132,3 +137,100 @@ def test_a_flooding_workspace_does_not_starve_another(platform):
     assert set(flood_codes) <= {200, 503} and flood_codes.count(200) >= 6
     # Served right after the running request: well before the queued flood is through.
     assert calm_done[1] < flood_last / 2, (calm_done, flood_last)
+
+
+INT32, INT64 = 2 ** 31 - 1, 2 ** 63 - 1  # the INTEGER and BIGINT columns these fields are stored in
+
+
+def test_admin_integers_beyond_their_column_get_422(platform):
+    ws, _ = _team(platform, "bounded")
+    with _admin(platform) as admin:
+        user = admin.post(f"/v1/admin/workspaces/{ws}/users", json={"email": "big@x.example"}).json()
+        too_big = [("POST", "/v1/admin/workspaces", {"name": "huge"}, "requests_per_minute", INT32),
+                   ("POST", "/v1/admin/workspaces", {"name": "huge"}, "tokens_per_minute", INT32),
+                   ("POST", "/v1/admin/workspaces", {"name": "huge"}, "token_budget", INT64),
+                   ("PATCH", f"/v1/admin/workspaces/{ws}", {}, "requests_per_minute", INT32),
+                   ("PATCH", f"/v1/admin/workspaces/{ws}", {}, "tokens_per_minute", INT32),
+                   ("PATCH", f"/v1/admin/workspaces/{ws}", {}, "token_budget", INT64),
+                   ("POST", "/v1/admin/keys", {"user_id": user["id"]}, "requests_per_minute", INT32),
+                   ("POST", "/v1/admin/keys", {"user_id": user["id"]}, "tokens_per_minute", INT32)]
+        for method, path, body, field, highest in too_big:
+            for value in (highest + 1, 10 ** 30):
+                r = admin.request(method, path, json={**body, field: value})
+                assert r.status_code == 422, (method, path, field, value, r.text)
+                error = r.json()
+                assert error["object"] == "error" and error["param"] == field and str(highest) in error["message"]
+        r = admin.patch(f"/v1/admin/workspaces/{ws}", json={"requests_per_minute": INT32, "tokens_per_minute": INT32,
+                                                           "token_budget": INT64})
+        assert r.status_code == 200, r.text  # the largest values fit
+        assert (r.json()["requests_per_minute"], r.json()["token_budget"]) == (INT32, INT64)
+        listed = {w["id"]: w for w in admin.get("/v1/admin/workspaces").json()["data"]}[ws]
+        assert (listed["tokens_per_minute"], listed["token_budget"]) == (INT32, INT64)
+        key = admin.post("/v1/admin/keys", json={"user_id": user["id"], "requests_per_minute": INT32})
+        assert key.status_code == 200 and key.json()["requests_per_minute"] == INT32
+
+
+def test_key_expires_at_with_an_offset_means_that_instant(platform):
+    ws, _ = _team(platform, "zoned")
+    in_an_hour = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    with _admin(platform) as admin:
+        user = admin.post(f"/v1/admin/workspaces/{ws}/users", json={"email": "tz@x.example"}).json()
+        made = {}
+        for label, sent in [("west", in_an_hour.astimezone(timezone(timedelta(hours=-5))).isoformat()),
+                            ("east", in_an_hour.astimezone(timezone(timedelta(hours=5))).isoformat()),
+                            ("naive", in_an_hour.replace(tzinfo=None).isoformat())]:  # no offset: UTC
+            r = admin.post("/v1/admin/keys", json={"user_id": user["id"], "name": label, "expires_at": sent})
+            assert r.status_code == 200, r.text
+            assert r.json()["expires_at"] == int(in_an_hour.timestamp()), label
+            made[r.json()["id"]] = r.json()["key"]
+        listed = admin.get("/v1/admin/keys", params={"workspace_id": ws}).json()["data"]
+        assert {k["id"]: k["expires_at"] for k in listed if k["id"] in made} == dict.fromkeys(made,
+                                                                                        int(in_an_hour.timestamp()))
+        gone = (datetime.now(UTC) - timedelta(seconds=2)).astimezone(timezone(timedelta(hours=5))).isoformat()
+        assert admin.post("/v1/admin/keys", json={"user_id": user["id"], "expires_at": gone}).status_code == 400
+        r = admin.post("/v1/admin/keys", json={"user_id": user["id"], "expires_at": "9999-12-31T23:00:00-05:00"})
+        assert r.status_code == 422 and r.json()["object"] == "error"
+    for key in made.values():  # none taken as already expired (the -05:00 one was, on SQLite)
+        assert httpx.get(f"{platform.url}/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+@contextmanager
+def _audit_log_locked(server):
+    """Hold the audit table so that writing an event waits (reads go on): SQLite's write lock (readers are
+    not blocked in WAL mode), or PostgreSQL's EXCLUSIVE lock on audit_events alone."""
+    url = server.env.get("PLATEFORME_DATABASE_URL")
+    if url is None:
+        conn = sqlite3.connect(Path(server.env["PLATEFORME_DATA_DIR"]) / "plateforme.db", isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        conn = psycopg.connect(url)
+        conn.execute("LOCK TABLE audit_events IN EXCLUSIVE MODE")
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_audit_writes_do_not_block_the_event_loop(platform):
+    """While an audit write waits on the database, the server keeps answering other requests; the audited
+    requests answer only once their event is written."""
+    ws, key = _team(platform, "audited-io")
+    member = {"Authorization": f"Bearer {key}"}
+    up = httpx.post(f"{platform.url}/v1/files", headers=member, files={"file": ("a.jsonl", b'{"a": 1}\n')}).json()
+    signed = httpx.get(f"{platform.url}/v1/files/{up['id']}/url", headers=member).json()["url"]
+    assert httpx.get(f"{platform.url}/v1/models", headers=member).status_code == 200  # the key is cached now
+    audited = [("GET", f"/v1/files/{up['id']}/content", member, None), ("GET", signed, {}, None),
+               ("PATCH", f"/v1/admin/workspaces/{ws}", platform.headers, {"requests_per_minute": 1000})]
+    with cf.ThreadPoolExecutor(len(audited)) as pool, _audit_log_locked(platform):
+        pending = [pool.submit(httpx.request, method, path if path.startswith("http") else platform.url + path,
+                               headers=h, json=body, timeout=60) for method, path, h, body in audited]
+        time.sleep(1.5)  # they are waiting on the audit table now
+        started = time.monotonic()
+        r = httpx.get(f"{platform.url}/v1/models", headers=member, timeout=8)
+        assert r.status_code == 200 and time.monotonic() - started < 2
+        assert not any(p.done() for p in pending)  # audited before answering
+    assert [p.result().status_code for p in pending] == [200, 200, 200]
+    actions = [e["action"] for e in httpx.get(f"{platform.url}/v1/admin/audit", params={"workspace_id": ws},
+                                              headers=platform.headers).json()["data"]]
+    assert {"file.read", "file.read_signed", "workspace.limits"} <= set(actions)

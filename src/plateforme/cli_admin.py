@@ -6,10 +6,12 @@ runs on the server machine with or without the server running. Every change is a
 
 import argparse
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from plateforme.settings import Settings
 from plateforme.storage.database import open_database
+from plateforme.storage.int_range import int_max
+from plateforme.storage.tables import ApiKey, Workspace
 from plateforme.tenancy.accounts import Accounts
 from plateforme.tenancy.audit import AuditLog
 from plateforme.tenancy.errors import AccountError
@@ -32,6 +34,38 @@ def _limits(args) -> dict:
     return {k: v for k, v in {"requests_per_minute": args.rpm, "tokens_per_minute": args.tpm,
                               "token_budget": getattr(args, "budget", None),
                               "budget_period": getattr(args, "period", None)}.items() if v is not None}
+
+
+def _bounded(lowest: int, highest: int):
+    """An argparse type: an integer from `lowest` to `highest` (the range of the column it is stored in)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not lowest <= value <= highest:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: from {lowest} to {highest}")
+        return value
+    return parse
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time; with an offset it is converted to UTC (by Accounts), without one it is UTC."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time (e.g. 2030-01-31T18:00+01:00)") from None
+
+
+def _key_expiry(args) -> datetime | None:
+    if args.expires_at is not None:
+        return args.expires_at
+    if not args.expires_in_days:
+        return None
+    try:
+        return utcnow() + timedelta(days=args.expires_in_days)
+    except (OverflowError, ValueError):
+        raise SystemExit(f"plateforme admin: --expires-in-days {args.expires_in_days:g} is too far away") from None
 
 
 def run(args: argparse.Namespace) -> None:
@@ -77,8 +111,7 @@ def _dispatch(args, accounts: Accounts, audit: AuditLog) -> None:
         _table([(u.id, u.email, u.role) for u in accounts.list_users(accounts.workspace(args.workspace).id)],
                ("ID", "EMAIL", "ROLE"))
     elif what == ("keys", "create"):
-        expires = utcnow() + timedelta(days=args.expires_in_days) if args.expires_in_days else None
-        key, plaintext = accounts.create_key(args.user, args.name, expires, args.rpm, args.tpm)
+        key, plaintext = accounts.create_key(args.user, args.name, _key_expiry(args), args.rpm, args.tpm)
         audit.record(None, "key.create", "api_key", key.id, "cli", workspace_id=key.workspace_id)
         print(f"Key {key.prefix} ({key.id}) for {args.user}. Shown once, store it now:", file=sys.stderr)
         print(plaintext)
@@ -117,10 +150,12 @@ def add_parser(sub) -> None:
     boot.add_argument("--if-none", action="store_true", help="do nothing when users exist already")
 
     def limit_flags(p, with_budget: bool) -> None:
-        p.add_argument("--rpm", type=int, help="requests per minute")
-        p.add_argument("--tpm", type=int, help="tokens per minute")
+        table = Workspace if with_budget else ApiKey
+        p.add_argument("--rpm", type=_bounded(1, int_max(table.requests_per_minute)), help="requests per minute")
+        p.add_argument("--tpm", type=_bounded(1, int_max(table.tokens_per_minute)), help="tokens per minute")
         if with_budget:
-            p.add_argument("--budget", type=int, help="tokens per budget period")
+            p.add_argument("--budget", type=_bounded(0, int_max(Workspace.token_budget)),
+                           help="tokens per budget period")
             p.add_argument("--period", choices=["day", "month"])
 
     ws = cmds.add_parser("workspaces").add_subparsers(dest="action", required=True)
@@ -144,7 +179,10 @@ def add_parser(sub) -> None:
     kcreate = keys.add_parser("create")
     kcreate.add_argument("--user", required=True, help="user id")
     kcreate.add_argument("--name", default="default")
-    kcreate.add_argument("--expires-in-days", type=float)
+    expiry = kcreate.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-in-days", type=float)
+    expiry.add_argument("--expires-at", type=_moment,
+                        help="ISO 8601 time, e.g. 2030-01-31T18:00+01:00 (converted to UTC; no offset = UTC)")
     limit_flags(kcreate, False)
     keys.add_parser("list").add_argument("--workspace")
     keys.add_parser("revoke").add_argument("key", help="key id or prefix")

@@ -10,20 +10,11 @@ from plateforme.storage.database import Database
 from plateforme.storage.tables import ApiKey, User, Workspace
 from plateforme.tenancy import key_material
 from plateforme.tenancy.errors import AccountError, Conflict, NotFound
-from plateforme.tenancy.ids import new_id, utcnow
+from plateforme.tenancy.ids import as_utc, new_id, utcnow
 from plateforme.tenancy.principal import Principal
 
 ROLES = ("admin", "member")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        from datetime import UTC
-
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 class Accounts:
@@ -90,9 +81,14 @@ class Accounts:
     def create_key(self, user_id: str, name: str = "default", expires_at: datetime | None = None,
                    requests_per_minute: int | None = None,
                    tokens_per_minute: int | None = None) -> tuple[ApiKey, str]:
-        """A new key for `user_id`; returns its record and the plaintext (shown once, never stored)."""
+        """A new key for `user_id`; returns its record and the plaintext (shown once, never stored).
+        `expires_at` is stored in UTC (SQLite keeps no offset): naive means UTC."""
         user = self.user(user_id)
-        if expires_at is not None and _aware(expires_at) <= utcnow():
+        try:
+            expires_at = as_utc(expires_at)
+        except ValueError as exc:
+            raise AccountError(f"expires_at: {exc}") from None
+        if expires_at is not None and expires_at <= utcnow():
             raise AccountError("expires_at is in the past")
         material = key_material.generate()
         key = ApiKey(id=new_id("key"), prefix=material.prefix, secret_hash=material.secret_hash, name=name,
@@ -136,7 +132,7 @@ class Accounts:
         key, role = row
         if not key_material.matches(plaintext, key.secret_hash) or key.revoked_at is not None:
             return None
-        if key.expires_at is not None and _aware(key.expires_at) <= utcnow():
+        if key.expires_at is not None and as_utc(key.expires_at) <= utcnow():
             return None
         return Principal(workspace_id=key.workspace_id, key_id=key.id, user_id=key.user_id, role=role,
                          requests_per_minute=key.requests_per_minute, tokens_per_minute=key.tokens_per_minute)

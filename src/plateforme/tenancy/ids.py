@@ -10,3 +10,17 @@ def new_id(prefix: str) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """`moment` as an aware UTC datetime: one with an offset is converted, a naive one is taken as UTC
+    (what SQLite hands back, and what a caller sending no offset means).
+    ValueError when the converted time falls outside the years 1 to 9999."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is out of range once converted to UTC") from None

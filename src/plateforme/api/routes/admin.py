@@ -1,60 +1,34 @@
 """Admin API: workspaces and their limits, users, API keys, the audit log (admin keys only)."""
 
-from datetime import datetime
-from typing import Literal
-
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from plateforme.api.auth import require_admin
+from plateforme.api.schemas.admin import KeyIn, Limits, UserIn, WorkspaceIn
+from plateforme.tenancy.ids import as_utc
 
 router = APIRouter(prefix="/v1/admin", dependencies=[Depends(require_admin)])
-
-
-class Limits(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
-    token_budget: int | None = Field(default=None, ge=0)
-    budget_period: Literal["day", "month"] | None = None
-    # Not a limit, but set the same way: capture the workspace's chat completions as traces (opt-in).
-    capture_traces: bool = False
-
-
-class WorkspaceIn(Limits):
-    name: str
-
-
-class UserIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: str = Field(min_length=3, max_length=254)
-    role: Literal["admin", "member"] = "member"
-
-
-class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    user_id: str
-    name: str = Field(default="default", max_length=100)
-    expires_at: datetime | None = None
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
 
 
 def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def _epoch(moment) -> int | None:
+    """Seconds since the epoch of a stored time (UTC, even where SQLite hands it back naive)."""
+    return int(as_utc(moment).timestamp()) if moment is not None else None
+
+
 def _workspace_out(w) -> dict:
-    return {"id": w.id, "object": "workspace", "name": w.name, "created_at": int(w.created_at.timestamp()),
+    return {"id": w.id, "object": "workspace", "name": w.name, "created_at": _epoch(w.created_at),
             "requests_per_minute": w.requests_per_minute, "tokens_per_minute": w.tokens_per_minute,
             "token_budget": w.token_budget, "budget_period": w.budget_period, "capture_traces": w.capture_traces}
 
 
 def _key_out(k) -> dict:
     return {"id": k.id, "object": "api_key", "prefix": k.prefix, "name": k.name, "user_id": k.user_id,
-            "workspace_id": k.workspace_id, "created_at": int(k.created_at.timestamp()),
-            "expires_at": int(k.expires_at.timestamp()) if k.expires_at else None,
+            "workspace_id": k.workspace_id, "created_at": _epoch(k.created_at),
+            "expires_at": _epoch(k.expires_at),
             "revoked": k.revoked_at is not None,
             "requests_per_minute": k.requests_per_minute, "tokens_per_minute": k.tokens_per_minute}
 
@@ -64,8 +38,8 @@ async def _do(request: Request, action: str, resource: str, fn, *args, **kwargs)
     result = await run_in_threadpool(fn, *args, **kwargs)
     target = result[0] if isinstance(result, tuple) else result
     workspace_id = target.id if resource == "workspace" else target.workspace_id
-    request.app.state.audit.record(request.state.principal, action, resource, target.id, _address(request),
-                                   workspace_id=workspace_id)
+    await request.app.state.audit.arecord(request.state.principal, action, resource, target.id, _address(request),
+                                          workspace_id=workspace_id)
     return result
 
 
@@ -91,8 +65,8 @@ async def update_limits(workspace_id: str, body: Limits, request: Request) -> di
     request.app.state.billing.forget(workspace.id)
     request.app.state.traces.forget(workspace.id)
     if "capture_traces" in changes:
-        request.app.state.audit.record(request.state.principal, "workspace.capture_traces", "workspace", workspace.id,
-                                       _address(request), changes, workspace_id=workspace.id)
+        await request.app.state.audit.arecord(request.state.principal, "workspace.capture_traces", "workspace",
+                                              workspace.id, _address(request), changes, workspace_id=workspace.id)
     return _workspace_out(workspace)
 
 

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from plateforme.storage.tables import StoredFile
+from plateforme.tenancy.ids import as_utc
 
 
 class FileObject(BaseModel):
@@ -25,10 +26,10 @@ class FileObject(BaseModel):
 
     @classmethod
     def from_record(cls, f: StoredFile) -> "FileObject":
-        return cls(id=f.id, bytes=f.bytes, created_at=int(f.created_at.timestamp()), filename=f.filename,
+        return cls(id=f.id, bytes=f.bytes, created_at=int(as_utc(f.created_at).timestamp()), filename=f.filename,
                    purpose=f.purpose, sample_type=f.sample_type, num_lines=f.num_lines, mimetype=f.mimetype,
                    source=f.source, signature=f.signature, visibility=f.visibility,
-                   expires_at=int(f.expires_at.timestamp()) if f.expires_at else None)
+                   expires_at=int(as_utc(f.expires_at).timestamp()) if f.expires_at else None)
 
 
 class FileList(BaseModel):
