@@ -2,10 +2,18 @@
 
 import io
 import time
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from email.utils import collapse_rfc2231_value
+from pathlib import Path
 
 import httpx
 import pytest
 from mistralai.client import Mistral
+from sqlalchemy import update
+
+from plateforme.storage.database import default_url, make_engine
+from plateforme.storage.tables import StoredFile
 from conftest import database_env
 from server_process import default_model_entry
 from spec_schema import validate_response
@@ -132,3 +140,76 @@ def test_oversized_bodies_get_413_and_the_server_keeps_serving(tenants):
         "model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
     assert ok.status_code == 200
     assert keys["alpha"] not in server.log() and keys["beta"] not in server.log()  # secrets never logged
+
+
+def _database_url(server) -> str:
+    return server.env.get("PLATEFORME_DATABASE_URL") or default_url(Path(server.env["PLATEFORME_DATA_DIR"]))
+
+
+def test_signed_links_stop_when_the_file_expires_or_is_deleted(tenants):
+    server, _, keys = tenants
+    client = _client(server, keys["alpha"])
+    h = {"Authorization": f"Bearer {keys['alpha']}"}
+    r = httpx.post(f"{server.url}/v1/files", headers=h, files={"file": ("soon.jsonl", JSONL)}, data={"expiry": "1"})
+    expiring = r.json()["id"]
+    url = client.files.get_signed_url(file_id=expiring, expiry=24).url  # the link outlives the file
+    assert httpx.get(url).content == JSONL
+    engine = make_engine(_database_url(server))  # an hour is long: the file's hour is over now
+    with engine.begin() as conn:
+        conn.execute(update(StoredFile).where(StoredFile.id == expiring)
+                     .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    engine.dispose()
+    assert httpx.get(f"{server.url}/v1/files/{expiring}/content", headers=h).status_code == 404
+    deleted = client.files.upload(file={"file_name": "gone.jsonl", "content": JSONL}).id
+    deleted_url = client.files.get_signed_url(file_id=deleted).url
+    client.files.delete(file_id=deleted)
+    for link in (url, deleted_url):
+        r = httpx.get(link)
+        assert r.status_code == 404, r.text
+        assert r.json()["object"] == "error" and r.json()["type"] == "not_found" and JSONL not in r.content
+
+
+def test_a_signature_of_any_characters_gets_403(tenants):
+    server, _, keys = tenants
+    client = _client(server, keys["alpha"])
+    up = client.files.upload(file={"file_name": "x.jsonl", "content": JSONL})
+    url = httpx.URL(client.files.get_signed_url(file_id=up.id).url)
+    unsigned = str(url.copy_remove_param("signature"))
+    for forged in [url.copy_merge_params({"signature": s}) for s in ("é" * 64, "署名", "\u202e" + "0" * 63)] + [
+            unsigned + "&signature=%ff%fe" + "0" * 60]:  # not even UTF-8
+        r = httpx.get(forged)
+        assert r.status_code == 403, (forged, r.text)
+        assert r.json()["object"] == "error" and r.json()["type"] == "forbidden"
+    assert httpx.get(url).status_code == 200
+
+
+NAMES = ["学習データ.jsonl", "🚀 launch.jsonl", "invoice\u202egnp.jsonl", "a\u2028b.jsonl", "Café.jsonl"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_any_filename_downloads_with_its_name(tenants, name):
+    server, _, keys = tenants
+    client = _client(server, keys["beta"])
+    content = name.encode() + b"\n" + JSONL
+    up = client.files.upload(file={"file_name": name, "content": content})
+    assert up.filename == name
+    assert client.files.download(file_id=up.id).read() == content  # the mistralai SDK
+    for link, h in [(f"{server.url}/v1/files/{up.id}/content", {"Authorization": f"Bearer {keys['beta']}"}),
+                    (client.files.get_signed_url(file_id=up.id).url, {})]:
+        r = httpx.get(link, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.content == content
+        header = r.headers["content-disposition"]
+        fallback, exact = _filenames(header)
+        assert exact == name
+        assert fallback.isascii() and fallback.isprintable() and '"' not in fallback
+
+
+def _filenames(header: str) -> tuple[str, str]:
+    """(filename, filename*) of a Content-Disposition header, read by the standard library's RFC 2231 parser."""
+    parsed = Message()
+    parsed["Content-Disposition"] = header
+    params = [v for k, v in parsed.get_params(header="Content-Disposition") if k == "filename"]
+    extended = [v for v in params if isinstance(v, tuple)]
+    assert extended, f"no filename* in {header!r}"
+    return next(v for v in params if isinstance(v, str)), collapse_rfc2231_value(extended[0])

@@ -90,11 +90,15 @@ class FileService:
             raise
         return record
 
+    @staticmethod
+    def _unexpired():
+        return or_(StoredFile.expires_at.is_(None), StoredFile.expires_at > utcnow())
+
     def _visible(self, who: Principal):
         clause = StoredFile.workspace_id == who.workspace_id
         if not who.is_admin:
             clause = clause & or_(StoredFile.visibility == "workspace", StoredFile.user_id == who.user_id)
-        return clause & or_(StoredFile.expires_at.is_(None), StoredFile.expires_at > utcnow())
+        return clause & self._unexpired()
 
     def list(self, who: Principal, page: int, page_size: int, filters: FileFilters) -> tuple[list[StoredFile], int]:
         where = self._visible(who)
@@ -124,9 +128,10 @@ class FileService:
         return record
 
     def get_by_id(self, file_id: str) -> StoredFile:
-        """For signed links, which carry their own authorisation."""
+        """For signed links, which carry their own authorisation: a deleted or expired file is gone
+        for them too, whatever the link's own expiry."""
         with self.db.session() as s:
-            record = s.get(StoredFile, file_id)
+            record = s.scalar(select(StoredFile).where(StoredFile.id == file_id, self._unexpired()))
         if record is None:
             raise FileNotFound(f"No file with id {file_id!r}.")
         return record

@@ -36,4 +36,6 @@ class UrlSigner:
         return expires, self._mac(file_id, expires)
 
     def verify(self, file_id: str, expires: int, signature: str) -> bool:
-        return expires > time.time() and hmac.compare_digest(self._mac(file_id, expires), signature)
+        """Constant-time check of a link's signature; False (never an error) for any string a caller sends."""
+        presented = signature.encode("utf-8", "surrogatepass")
+        return expires > time.time() and hmac.compare_digest(self._mac(file_id, expires).encode(), presented)

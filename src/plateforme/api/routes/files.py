@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from plateforme.api.errors import APIError
 from plateforme.api.schemas.files import DeletedFile, FileList, FileObject, SignedUrl
+from plateforme.files.names import content_disposition
 from plateforme.files.service import FileFilters, FileNotFound, FileService, FileTooLarge
 from plateforme.storage.tables import StoredFile
 from plateforme.tenancy.principal import Principal
@@ -34,15 +35,14 @@ def _check_id(file_id: str) -> str:
                        param="file_id") from None
 
 
-def _audit(request: Request, action: str, file_id: str) -> None:
-    request.app.state.audit.record(request.state.principal, action, "file", file_id,
-                                   request.client.host if request.client else None)
+async def _audit(request: Request, action: str, file_id: str) -> None:
+    await request.app.state.audit.arecord(request.state.principal, action, "file", file_id,
+                                          request.client.host if request.client else None)
 
 
 def _download(files: FileService, record: StoredFile) -> StreamingResponse:
-    quoted = record.filename.replace('"', "")
     return StreamingResponse(files.content(record), media_type="application/octet-stream",
-                             headers={"Content-Disposition": f'attachment; filename="{quoted}"',
+                             headers={"Content-Disposition": content_disposition(record.filename),
                                       "Content-Length": str(record.bytes)})
 
 
@@ -60,7 +60,7 @@ async def upload_file(request: Request, file: Annotated[UploadFile, File()],
                                          chunks(), file.content_type, expiry, visibility)
     except FileTooLarge as exc:
         raise APIError(413, str(exc), param="file") from exc
-    _audit(request, "file.upload", record.id)
+    await _audit(request, "file.upload", record.id)
     return FileObject.from_record(record)
 
 
@@ -92,14 +92,14 @@ async def retrieve_file(request: Request, file_id: str) -> FileObject:
 async def delete_file(request: Request, file_id: str) -> DeletedFile:
     record = await _get(request, file_id)
     await run_in_threadpool(_files(request).delete, _principal(request), record.id)
-    _audit(request, "file.delete", record.id)
+    await _audit(request, "file.delete", record.id)
     return DeletedFile(id=record.id)
 
 
 @router.get("/v1/files/{file_id}/content")
 async def download_file(request: Request, file_id: str) -> StreamingResponse:
     record = await _get(request, file_id)
-    _audit(request, "file.read", record.id)
+    await _audit(request, "file.read", record.id)
     return _download(_files(request), record)
 
 
@@ -107,7 +107,7 @@ async def download_file(request: Request, file_id: str) -> StreamingResponse:
 async def signed_url(request: Request, file_id: str, expiry: Annotated[int, Query(ge=1, le=168)] = 24) -> SignedUrl:
     record = await _get(request, file_id)
     expires, signature = request.app.state.url_signer.sign(record.id, expiry)
-    _audit(request, "file.sign_url", record.id)
+    await _audit(request, "file.sign_url", record.id)
     url = request.url_for("signed_download", file_id=record.id).include_query_params(
         expires=expires, signature=signature)
     return SignedUrl(url=str(url))
@@ -123,7 +123,8 @@ async def signed_download(request: Request, file_id: str, expires: int, signatur
         record = await run_in_threadpool(_files(request).get_by_id, file_id)
     except FileNotFound as exc:
         raise APIError(404, str(exc), type="not_found") from exc
-    request.app.state.audit.record(None, "file.read_signed", "file", record.id,
-                                   request.client.host if request.client else None, workspace_id=record.workspace_id)
+    await request.app.state.audit.arecord(None, "file.read_signed", "file", record.id,
+                                          request.client.host if request.client else None,
+                                          workspace_id=record.workspace_id)
     return _download(_files(request), record)
 
