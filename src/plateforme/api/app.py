@@ -8,10 +8,13 @@ from fastapi import Depends, FastAPI
 from plateforme import __version__
 from plateforme.api.auth import KeyCache, authenticate
 from plateforme.api.body_limit import BodySizeLimit
+from plateforme.api.body_timeout import BodyReadTimeout
 from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
+from plateforme.api.json_guard import JSONBodyGuard
 from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
 from plateforme.api.routes import traces
+from plateforme.api.unhandled_errors import UnhandledErrors
 from plateforme.chat.service import ChatService
 from plateforme.engines.pool import WorkerPool
 from plateforme.files.service import FileService
@@ -75,16 +78,19 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.registry = registry
     app.state.pool = pool
     _storage(app, settings)
-    parts = build_fine_tuning(settings, app.state.db, app.state.files, registry)
+    parts = build_fine_tuning(settings, app.state.db, app.state.files, registry, pool)
     app.state.fine_tuning_parts = parts
     app.state.fine_tuning, app.state.fine_tuned_models = parts.jobs, parts.models
     app.state.chat = ChatService(registry, pool, parts.serving)
     app.state.fim = FIMService(registry, pool)
     install_error_handlers(app)
     install_observability(app)
+    app.add_middleware(JSONBodyGuard)  # inside DefaultJSONContentType: sees the body's final content type
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyReadTimeout, idle_s=settings.body_timeout, min_rate=settings.body_min_rate)
+    app.add_middleware(UnhandledErrors)  # last: outermost of ours, just inside Starlette's error middleware
     for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)

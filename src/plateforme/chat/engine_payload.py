@@ -8,12 +8,15 @@ constrain `tool_choice: required` on a Hermes-style template in our tests, so it
 from plateforme.chat import generic_tools
 from plateforme.chat.json_bounds import compact_schema, json_object_grammar
 from plateforme.chat.errors import InvalidChatRequest
+from plateforme.chat.json_schema_support import check_depth
 from plateforme.chat.types import ChatRequest
 
 
 def tool_mode(req: ChatRequest) -> tuple[list[dict], bool]:
     """(tools offered to the model, whether it must call one) after `tool_choice`."""
     tools = req.tools or []
+    for i, tool in enumerate(tools):
+        check_depth(tool["function"].get("parameters") or {}, f"tools.{i}.function.parameters")
     choice = req.tool_choice
     if not tools or choice == "none":
         return [], False

@@ -2,7 +2,9 @@
 
 llama.cpp turns JSON schemas into grammars but silently ignores what it cannot express; a
 schema using such a feature would then not be guaranteed. Those features are refused up front
-with a 400 that names them.
+with a 400 that names them. So is a schema (response format or tool parameters) nested deeper
+than MAX_SCHEMA_DEPTH levels of objects and arrays: the checks, bounds and grammar built from
+a schema walk it recursively.
 """
 
 import re
@@ -21,6 +23,8 @@ _ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id",
 _FORMATS = {"date", "time", "date-time", "uuid"}
 _SCHEMA_MAPS = {"properties", "$defs", "definitions"}
 _SCHEMA_LISTS = {"anyOf", "oneOf", "allOf", "prefixItems"}
+# Levels of nested JSON objects and arrays a schema may have (the schema itself is level 1).
+MAX_SCHEMA_DEPTH = 64
 # Regex constructs the grammar converter cannot express.
 _BAD_REGEX = re.compile(r"\(\?[=!<]|\\[1-9bBdDwWsS]|\\p\{")
 
@@ -57,7 +61,33 @@ def unsupported_features(schema, path: str = "#") -> list[str]:
     return found
 
 
+def too_deep_at(schema) -> str | None:
+    """The JSON pointer of the first node nested deeper than MAX_SCHEMA_DEPTH, or None."""
+    stack = [(schema, "#", 1)]
+    while stack:
+        node, path, depth = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > MAX_SCHEMA_DEPTH:
+            return path
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend((value, f"{path}/{key}", depth + 1) for key, value in items)
+    return None
+
+
+def check_depth(schema, param: str) -> None:
+    """Refuse (400, `param`) a schema nested deeper than MAX_SCHEMA_DEPTH, before anything recurses into it."""
+    where = too_deep_at(schema)
+    if where is not None:
+        shown = where if len(where) <= 120 else where[:120] + "..."
+        raise InvalidChatRequest(
+            f"{param}: this JSON schema is nested deeper than {MAX_SCHEMA_DEPTH} levels of objects and arrays "
+            f"(at {shown}); this server accepts at most {MAX_SCHEMA_DEPTH}. Flatten it.",
+            param=param)
+
+
 def check_schema(schema: dict, param: str) -> None:
+    check_depth(schema, param)
     problems = unsupported_features(schema)
     if problems:
         raise InvalidChatRequest(
