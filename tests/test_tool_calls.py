@@ -113,3 +113,82 @@ def test_bad_tool_requests(http, model, payload, status, fragment):
     r = http.post("/v1/chat/completions", json=body)
     assert r.status_code == status, r.text
     assert r.json()["object"] == "error" and fragment in r.json()["message"]
+
+
+# A tool message without `name` is named after the call it answers (unit tests, no server).
+
+CALLED = [
+    {"role": "user", "content": "Weather and time in Paris?"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+        {"id": "call00002", "type": "function", "function": {"name": "get_time", "arguments": '{"timezone": "CET"}'}},
+    ]},
+]
+
+
+def test_tool_result_takes_the_name_of_its_call():
+    from plateforme.chat.tool_names import named_tool_results
+
+    messages = CALLED + [{"role": "tool", "tool_call_id": "call00002", "content": "12:00"},
+                         {"role": "tool", "tool_call_id": "call00001", "content": "sunny"},
+                         {"role": "tool", "tool_call_id": "call00001", "content": "again", "name": "mine"}]
+    named = named_tool_results(messages)
+    assert [m.get("name") for m in named[2:]] == ["get_time", "get_weather", "mine"]
+    assert "name" not in messages[2]  # the caller's messages are left as they were
+    # Without ids, results answer the latest turn's calls in order.
+    anonymous = [CALLED[0], {"role": "assistant", "tool_calls": [
+        {"type": "function", "function": {"name": n, "arguments": "{}"}} for n in ("get_weather", "get_time")]},
+        {"role": "tool", "content": "sunny"}, {"role": "tool", "content": "12:00"}]
+    assert [m.get("name") for m in named_tool_results(anonymous)[2:]] == ["get_weather", "get_time"]
+
+
+def test_generic_tool_prompt_names_the_function_of_an_anonymous_result():
+    from plateforme.chat.generic_tools import as_plain_messages
+
+    plain = as_plain_messages(CALLED + [{"role": "tool", "tool_call_id": "call00001", "content": "sunny"}])
+    assert plain[-1] == {"role": "user", "content": "Result of get_weather (call call00001): sunny"}
+
+
+def test_mistral_prompt_names_the_function_of_an_anonymous_result():
+    from plateforme.chat.mistral_prompt import mistral_request
+    from plateforme.chat.types import ChatRequest
+
+    req = ChatRequest(model="m", messages=CALLED + [{"role": "tool", "tool_call_id": "call00002", "content": "12:00"}])
+    assert mistral_request(req, [WEATHER, TIME]).messages[-1].name == "get_time"
+
+
+# A constrained tool answer that does not parse is plain content, never an error (unit tests).
+
+UNPARSABLE_ANSWERS = [
+    '{"tool_calls": [{"name": "get_weather", "',  # a stop string cut it
+    '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]',
+    '{"content": "Par',
+    "", "[1, 2]", "42", '"text"', "null",
+    '{"tool_calls": "none"}', '{"tool_calls": []}', '{"tool_calls": [{"arguments": {}}]}',
+    '{"tool_calls": [{"name": 3, "arguments": {}}]}', '{"tool_calls": [{"name": "f", "arguments": [1]}]}',
+    '{"content": 3}',
+]
+
+
+def test_unparsable_tool_answer_is_plain_content():
+    from plateforme.chat.generic_tools import parse_answer
+
+    for text in UNPARSABLE_ANSWERS:
+        assert parse_answer(text) == (text, []), text
+    # Well-formed answers still parse.
+    assert parse_answer('{"content": "Paris."}') == ("Paris.", [])
+    content, calls = parse_answer('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, '
+                                  '{"name": "get_weather", "arguments": {"city": "Paris"}}]}')
+    assert content is None and len(calls) == 1
+    assert calls[0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+
+
+def test_stop_string_cutting_a_tool_call_gives_content(http, model):
+    """The constrained answer always starts {"tool_calls": [{"name": "get_weather", "arguments": ...;
+    a stop string inside it leaves JSON that does not parse: the answer is that text, as cut."""
+    r = http.post("/v1/chat/completions", json={"model": model, "messages": ASK, "tools": [WEATHER],
+                                                "tool_choice": "any", "stop": ["arguments"], "max_tokens": 40})
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
+    assert "".join(choice["message"]["content"].split()).startswith('{"tool_calls":[{"name":"get_weather","')

@@ -9,8 +9,8 @@ no way to answer off-format.
 
 import json
 
-from plateforme.chat.errors import InvalidChatRequest
 from plateforme.chat.tool_ids import new_tool_call_id
+from plateforme.chat.tool_names import named_tool_results
 
 MAX_PARALLEL_CALLS = 8
 
@@ -67,7 +67,7 @@ def with_tool_prompt(messages: list[dict], tools: list[dict], must_call: bool) -
 def as_plain_messages(messages: list[dict]) -> list[dict]:
     """Assistant tool calls and tool results rendered as text, for templates without tools."""
     out: list[dict] = []
-    for message in messages:
+    for message in named_tool_results(messages):
         if message["role"] == "assistant" and message.get("tool_calls"):
             calls = [{"name": c["function"]["name"], "arguments": _arguments(c["function"]["arguments"])}
                      for c in message["tool_calls"]]
@@ -91,20 +91,33 @@ def _arguments(arguments) -> object:
 
 
 def parse_answer(text: str) -> tuple[str | None, list[dict]]:
-    """(content, tool_calls) of a constrained answer. Tool calls in Mistral's shape."""
+    """(content, tool_calls) of a constrained answer. Tool calls in Mistral's shape.
+
+    An answer that is not the constrained JSON (generation cut it short: a stop string, the
+    engine stopping early) is the model's plain content, as written: the caller keeps the
+    finish reason the engine gave.
+    """
     try:
         answer = json.loads(text)
-    except ValueError as exc:  # only when generation stopped early (max_tokens)
-        raise InvalidChatRequest(
-            "the model's tool-call answer was cut off before it was complete; raise max_tokens",
-            param="max_tokens") from exc
-    if "tool_calls" in answer:
+    except ValueError:
+        return text, []
+    if not isinstance(answer, dict):
+        return text, []
+    calls = answer.get("tool_calls")
+    if calls is not None:
+        if not isinstance(calls, list) or not calls or not all(_well_formed(c) for c in calls):
+            return text, []
         unique = []
-        for call in answer["tool_calls"]:  # the same call twice is one call
+        for call in calls:  # the same call twice is one call
             if call not in unique:
                 unique.append(call)
-        calls = [{"id": new_tool_call_id(), "type": "function", "index": i,
-                  "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
-                 for i, c in enumerate(unique)]
-        return None, calls
-    return answer.get("content", ""), []
+        return None, [{"id": new_tool_call_id(), "type": "function", "index": i,
+                       "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+                      for i, c in enumerate(unique)]
+    content = answer.get("content")
+    return (content, []) if isinstance(content, str) else (text, [])
+
+
+def _well_formed(call) -> bool:
+    return isinstance(call, dict) and isinstance(call.get("name"), str) and bool(call["name"]) \
+        and isinstance(call.get("arguments"), dict)

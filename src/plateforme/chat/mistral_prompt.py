@@ -17,6 +17,7 @@ from mistral_common.protocol.instruct.tool_calls import Function, FunctionCall, 
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from plateforme.chat.errors import InvalidChatRequest
+from plateforme.chat.tool_names import named_tool_results
 from plateforme.chat.types import ChatRequest
 
 
@@ -50,7 +51,7 @@ def _tool(tool: dict) -> Tool:
 def mistral_request(req: ChatRequest, tools: list[dict]) -> ChatCompletionRequest:
     """The mistral-common request for `req`, offering `tools` (those left after tool_choice)."""
     last = len(req.messages) - 1
-    messages = [_message(m, req.prefix and i == last) for i, m in enumerate(req.messages)]
+    messages = [_message(m, req.prefix and i == last) for i, m in enumerate(named_tool_results(req.messages))]
     return ChatCompletionRequest(messages=messages, tools=[_tool(t) for t in tools] or None)
 
 
