@@ -26,6 +26,7 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from plateforme.api.app import create_app
+    from plateforme.api.header_timeout import protocol_with_header_timeout
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "config": args.config,
                                    "no_auth": args.no_auth}.items() if v}
@@ -34,7 +35,7 @@ def serve(args: argparse.Namespace) -> None:
     registry = _load(settings)
     app = create_app(settings, registry)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False,
-                log_config=None)
+                log_config=None, http=protocol_with_header_timeout(settings.header_timeout))
 
 
 def list_models(args: argparse.Namespace) -> None:

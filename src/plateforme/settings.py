@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     worker_start_timeout: float = 180.0
     # Seconds the /health generation probe may take per model.
     health_probe_timeout: float = 15.0
+    # Seconds a /health probe result is reused (concurrent checks share one probe per worker anyway).
+    health_cache_s: float = 2.0
+    # Seconds a client has to send a request's headers (from connecting, or from the end of the
+    # previous response on a kept-alive connection); slower ones get 408 and are disconnected.
+    header_timeout: float = 10.0
+    # Seconds a request body may pause between two reads before the request gets 408 ...
+    body_timeout: float = 30.0
+    # ... and, after its first `body_timeout` seconds, the slowest average rate (bytes/s) it may arrive at.
+    body_min_rate: int = 1024
     # Seconds a request may wait for its first byte from a worker.
     engine_timeout: float = 600.0
     # Fine-tuning jobs trained at the same time by this gateway (each uses all `training_threads`).
