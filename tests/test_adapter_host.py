@@ -1,8 +1,11 @@
 """AdapterHost: one llama.cpp process serves several fine-tunes of the default model; each request
-gets its own adapter; changing the adapter set swaps processes without breaking a running stream."""
+gets its own adapter; changing the adapter set swaps processes without breaking a running stream;
+a crashed process is restarted, reported, and its client closed."""
 
 import asyncio
 import os
+import signal
+import time
 
 import pytest
 from random_adapters import write_random_adapter
@@ -10,6 +13,8 @@ from random_adapters import write_random_adapter
 from plateforme.engines.adapter_host import AdapterHost
 from plateforme.engines.errors import EngineUnavailable
 from plateforme.engines.lora_client import LoraClient
+from plateforme.engines.retired_clients import GRACE_S
+from plateforme.engines.supervisor import WorkerState
 from plateforme.models.registry import ModelRegistry
 
 ASK = {"messages": [{"role": "user", "content": "Tell me a long story about the sea."}], "temperature": 0,
@@ -63,6 +68,40 @@ def test_each_request_gets_its_adapter_and_reloads_do_not_break_streams(adapters
             await host.set_adapters([])
             with pytest.raises(EngineUnavailable):
                 host.client()
+        finally:
+            await host.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_crashed_host_is_reported_restarted_and_its_old_client_closed(adapters):
+    async def scenario():
+        host = AdapterHost(spec(), start_timeout=120, engine_timeout=120)
+        try:
+            assert host.status() is None  # nothing to serve: nothing to report
+            host.expect(adapters[:1])
+            assert host.status().state is WorkerState.STARTING
+            await host.set_adapters(adapters[:1])
+            status = host.status()
+            assert status.state is WorkerState.READY and status.pid == host._current.supervisor.pid
+            before = await answer(host, adapters[0])
+            old = host.client()
+            os.kill(status.pid, signal.SIGKILL)
+            deadline = time.monotonic() + 120
+            seen = set()
+            while not (host.status().state is WorkerState.READY and host.status().pid != status.pid):
+                seen.add(host.status().state)
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert seen & {WorkerState.DOWN, WorkerState.STARTING} and host.status().restarts == 1
+            assert await answer(host, adapters[0]) == before
+            new = host.client()
+            assert new is not old
+            for _ in range(int((GRACE_S + 3) * 10)):
+                if old._http.is_closed:
+                    break
+                await asyncio.sleep(0.1)
+            assert old._http.is_closed and not new._http.is_closed
         finally:
             await host.close()
 

@@ -1,5 +1,7 @@
-"""kill -9 on the model worker mid-stream: the client gets an error, /health says so, it recovers."""
+"""kill -9 on the model worker mid-stream: the client gets an error, /health says so, it recovers;
+the client of the dead worker is closed."""
 
+import asyncio
 import os
 import signal
 import time
@@ -8,6 +10,11 @@ import httpx
 import openai
 import pytest
 from server_process import DEFAULT_MODEL, default_model_entry
+
+from plateforme.engines.pool import ModelWorker
+from plateforme.engines.retired_clients import GRACE_S
+from plateforme.engines.supervisor import WorkerState
+from plateforme.models.registry import ModelRegistry
 
 LONG = [{"role": "user", "content": "Count from 1 to 500, one number per line."}]
 
@@ -53,3 +60,37 @@ def test_kill_worker_mid_stream_then_recover(fault_server):
     r = httpx.post(f"{fault_server.url}/v1/chat/completions", timeout=60,
                    json={"model": DEFAULT_MODEL, "messages": LONG, "max_tokens": 8})
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 8
+
+
+async def wait_restarted(supervisor, old_pid: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not (supervisor.state is WorkerState.READY and supervisor.pid not in (None, old_pid)):
+        assert time.monotonic() < deadline, "the worker did not come back"
+        await asyncio.sleep(0.1)
+
+
+def test_the_client_of_a_restarted_worker_is_closed():
+    spec = ModelRegistry.from_file(None).get(DEFAULT_MODEL).model_copy(update={"parallel": 1, "threads": 1})
+
+    async def scenario():
+        worker = ModelWorker(spec, start_timeout=120, engine_timeout=60)
+        worker.supervisor.start()
+        try:
+            assert await worker.supervisor.wait_ready(120)
+            old, pid = worker.client(), worker.supervisor.pid
+            os.kill(pid, signal.SIGKILL)
+            await wait_restarted(worker.supervisor, pid)
+            new = worker.client()
+            assert new is not old
+            answer = await new.chat({"messages": LONG, "max_tokens": 2}, timeout=60)
+            assert answer["usage"]["completion_tokens"] == 2
+            for _ in range(int((GRACE_S + 3) * 10)):
+                if old._http.is_closed:
+                    break
+                await asyncio.sleep(0.1)
+            assert old._http.is_closed and not new._http.is_closed
+        finally:
+            await worker.close()
+        assert new._http.is_closed
+
+    asyncio.run(scenario())

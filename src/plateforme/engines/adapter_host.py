@@ -15,7 +15,9 @@ import httpx
 from plateforme.engines.admission import Admission
 from plateforme.engines.errors import EngineUnavailable
 from plateforme.engines.openai_client import OpenAIEngineClient
-from plateforme.engines.supervisor import WorkerState, WorkerSupervisor
+from plateforme.engines.probe import WorkerProbe
+from plateforme.engines.retired_clients import RetiredClients
+from plateforme.engines.supervisor import WorkerState, WorkerStatus, WorkerSupervisor
 from plateforme.models.spec import ModelSpec
 
 log = logging.getLogger("plateforme.adapters")
@@ -60,27 +62,57 @@ class _Generation:
 class AdapterHost:
     def __init__(self, spec: ModelSpec, start_timeout: float, engine_timeout: float):
         self.spec = spec
+        self.name = f"ft:{spec.name}"  # how /health and /metrics name the fine-tunes of `spec`
         self.admission = Admission(f"{spec.name} (fine-tunes)", spec.parallel, spec.max_queue)
+        self.probe = WorkerProbe(self)
         self._start_timeout, self._engine_timeout = start_timeout, engine_timeout
         self._current: _Generation | None = None
         self._retiring: set[asyncio.Task] = set()
+        self._retired_clients = RetiredClients()
+        self._wanted: list[Path] = []  # the adapters it should serve (being started, or served)
+        self._start_error: str | None = None
+        self._past_restarts = 0  # crash restarts of the processes it has replaced
 
     @property
     def adapters(self) -> list[Path]:
         return list(self._current.adapters) if self._current else []
+
+    def expect(self, paths: list[Path]) -> None:
+        """Say which adapters are about to be served, so health reports the host as starting."""
+        if self._current is None:
+            self._wanted = [Path(p) for p in paths]
+
+    def status(self) -> WorkerStatus | None:
+        """The state of the process serving now; STARTING/DOWN before the first one is up; None when
+        there is nothing to serve."""
+        current = self._current
+        if current is not None:
+            sup = current.supervisor.status()
+            return WorkerStatus(sup.state, sup.pid, self._past_restarts + sup.restarts, sup.last_error)
+        if not self._wanted:
+            return None
+        state = WorkerState.DOWN if self._start_error else WorkerState.STARTING
+        return WorkerStatus(state, None, self._past_restarts, self._start_error)
 
     async def set_adapters(self, paths: list[Path]) -> None:
         """Serve exactly `paths` (no worker at all for none)."""
         paths = [Path(p) for p in paths]
         if self._current is not None and self._current.adapters == paths:
             return
+        self._wanted = paths
         new = None
         if paths:
             new = _Generation(self.spec, paths, self._start_timeout)
-            await new.start(self._start_timeout, self.admission.capacity + 4, self._engine_timeout)
+            self._start_error = None
+            try:
+                await new.start(self._start_timeout, self.admission.capacity + 4, self._engine_timeout)
+            except EngineUnavailable as exc:
+                self._start_error = str(exc)
+                raise
         old, self._current = self._current, new
         log.info("fine-tunes of %s: serving %d adapter(s)", self.spec.name, len(paths))
         if old is not None:
+            self._past_restarts += old.supervisor.restarts
             task = asyncio.create_task(self._retire(old))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
@@ -103,6 +135,7 @@ class AdapterHost:
             raise EngineUnavailable(f"the fine-tune worker of {self.spec.name!r} is {sup.state.value}{reason}",
                                     retry_after_s=sup.retry_after_s())
         if current.client.base_url != sup.base_url:  # restarted by its supervisor after a crash
+            self._retired_clients.retire(current.client)  # its process is gone
             current.client = OpenAIEngineClient(sup.base_url, self.admission.capacity + 4, self._engine_timeout)
         return current.client
 
@@ -118,6 +151,8 @@ class AdapterHost:
         for task in list(self._retiring):
             task.cancel()
         await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self._retired_clients.close_all()
+        self._wanted = []
         if self._current is not None:
             await self._current.close()
             self._current = None

@@ -7,6 +7,7 @@ import logging
 import socket
 import sys
 import time
+from dataclasses import dataclass
 
 import httpx
 
@@ -25,6 +26,15 @@ class WorkerState(str, enum.Enum):
     READY = "ready"
     DOWN = "down"
     STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """What /health and /metrics report of one worker process."""
+    state: WorkerState
+    pid: int | None
+    restarts: int
+    last_error: str | None
 
 
 def free_loopback_port() -> int:
@@ -72,6 +82,9 @@ class WorkerSupervisor:
             return True
         except TimeoutError:
             return False
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(self.state, self.pid, self.restarts, self.last_error)
 
     def retry_after_s(self) -> int:
         """Seconds a client should wait before retrying while the worker is not READY."""

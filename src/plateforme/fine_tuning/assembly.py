@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from plateforme.engines.pool import WorkerPool
 from plateforme.files.service import FileService
 from plateforme.fine_tuning.fine_tuned_models import FineTunedModels
 from plateforme.fine_tuning.job_execution import JobExecution, TrainingSetup
@@ -29,7 +30,9 @@ class FineTuning:
     run_jobs: bool
 
     async def start(self) -> None:
-        # Fine-tunes come up beside the base models; until then their requests get 503 + Retry-After.
+        # Fine-tunes come up beside the base models; until then their requests get 503 + Retry-After
+        # (and /health reports their hosts as starting).
+        self.serving.expect()
         self._serving_start = asyncio.create_task(self.serving.start(), name="fine-tunes:start")
         if self.run_jobs:
             self.runner.start()
@@ -41,14 +44,16 @@ class FineTuning:
         await self.serving.close()
 
 
-def build_fine_tuning(settings: Settings, db: Database, files: FileService, registry: ModelRegistry) -> FineTuning:
+def build_fine_tuning(settings: Settings, db: Database, files: FileService, registry: ModelRegistry,
+                      pool: WorkerPool | None = None) -> FineTuning:
     data_dir = Path(settings.data_dir)
     setup = TrainingSetup(data_dir=data_dir,
                           cache_dir=Path(settings.training_cache_dir or data_dir / "fine_tuning" / "cache"),
                           threads=settings.training_threads, processes=settings.training_processes)
     store = JobStore(db)
     models = FineTunedModels(db, data_dir)
-    serving = FineTuneServing(registry, models, settings.worker_start_timeout, settings.engine_timeout)
+    serving = FineTuneServing(registry, models, settings.worker_start_timeout, settings.engine_timeout,
+                              pool.adapter_hosts if pool is not None else None)
 
     def execution(job) -> JobExecution:
         return JobExecution(job, store, files, registry, models, serving, setup)

@@ -7,6 +7,7 @@ adapter (GGUF) lives in <data_dir>/fine_tuning/adapters/, the base model's weigh
 import os
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from plateforme.storage.fine_tuning_tables import FineTunedModel
 from plateforme.tenancy.ids import utcnow
 
 PREFIX = "ft:"
+# Seconds an id found in no row is remembered as unknown (requests for it read no database);
+# creating or unarchiving a fine-tune in this process forgets it at once, on other nodes it
+# shows up after at most this long.
+UNKNOWN_FOR_S = 5.0
+UNKNOWN_KEPT = 10_000
 
 
 def fine_tuned_model_id(base: str, suffix: str | None, job_id: str) -> str:
@@ -41,6 +47,7 @@ class FineTunedModels:
         self.data_dir = Path(data_dir)
         self._lock = threading.Lock()
         self._cache: dict[str, ServedAdapter] = {}
+        self._unknown: dict[str, float] = {}  # model id -> until when (time.monotonic()) it is unknown
         self.reload()
 
     def _served(self, row: FineTunedModel) -> ServedAdapter:
@@ -58,6 +65,34 @@ class FineTunedModels:
                 self._cache.pop(model_id, None)
             else:
                 self._cache[row.id] = self._served(row)
+                self._unknown.pop(row.id, None)
+
+    def _remember_unknown(self, model_id: str) -> None:
+        with self._lock:
+            if model_id in self._cache:  # created meanwhile (after the database was read)
+                return
+            if len(self._unknown) >= UNKNOWN_KEPT:
+                now = time.monotonic()
+                self._unknown = {k: t for k, t in self._unknown.items() if t > now}
+                if len(self._unknown) >= UNKNOWN_KEPT:
+                    self._unknown.clear()
+            self._unknown[model_id] = time.monotonic() + UNKNOWN_FOR_S
+
+    def cached(self, workspace_id: str, model_id: str) -> tuple[bool, ServedAdapter | None]:
+        """(True, answer of `lookup`) when it is known without the database, else (False, None)."""
+        if not model_id.startswith(PREFIX):
+            return True, None
+        with self._lock:
+            served = self._cache.get(model_id)
+            if served is None:
+                until = self._unknown.get(model_id)
+                if until is None:
+                    return False, None
+                if until <= time.monotonic():
+                    del self._unknown[model_id]
+                    return False, None
+                return True, None
+        return True, (served if served.workspace_id == workspace_id else None)
 
     def create(self, model_id: str, workspace_id: str, job_id: str, root: str, adapter: Path) -> FineTunedModel:
         """Keep `adapter` (copied next to the others) and record the model."""
@@ -113,18 +148,18 @@ class FineTunedModels:
 
     def lookup(self, workspace_id: str, model_id: str) -> ServedAdapter | None:
         """The served fine-tune `model_id` of `workspace_id` (None: not one of its fine-tunes).
-        Unknown ids are read from the database, so a model made by another gateway node is found."""
-        if not model_id.startswith(PREFIX):
+        Ids not cached are read from the database (blocking: call it off the event loop), so a model
+        made by another gateway node is found; ids found nowhere are remembered for UNKNOWN_FOR_S."""
+        known, served = self.cached(workspace_id, model_id)
+        if known:
+            return served
+        with self.db.session() as s:
+            row = s.get(FineTunedModel, model_id)
+        if row is None:
+            self._remember_unknown(model_id)
             return None
-        with self._lock:
-            served = self._cache.get(model_id)
-        if served is None:
-            with self.db.session() as s:
-                row = s.get(FineTunedModel, model_id)
-            if row is None:
-                return None
-            self._remember(row, model_id)
-            served = self._served(row)
+        self._remember(row, model_id)
+        served = self._served(row)
         return served if served.workspace_id == workspace_id else None
 
     def adapters_of(self, root: str) -> list[Path]:

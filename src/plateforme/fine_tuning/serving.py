@@ -34,10 +34,11 @@ class FineTuneTarget:
 
 class FineTuneServing:
     def __init__(self, registry: ModelRegistry, models: FineTunedModels, start_timeout: float,
-                 engine_timeout: float):
+                 engine_timeout: float, hosts: dict[str, AdapterHost] | None = None):
         self.registry, self.models = registry, models
         self._start_timeout, self._engine_timeout = start_timeout, engine_timeout
-        self.hosts: dict[str, AdapterHost] = {}
+        # Shared with the worker pool (its `adapter_hosts`) so /health and /metrics see them.
+        self.hosts: dict[str, AdapterHost] = {} if hosts is None else hosts
         self._locks: dict[str, asyncio.Lock] = {}
 
     def _host(self, root: str) -> AdapterHost:
@@ -54,6 +55,13 @@ class FineTuneServing:
         async with self._locks.setdefault(root, asyncio.Lock()):
             await self._host(root).set_adapters(self.models.adapters_of(root))
 
+    def expect(self) -> None:
+        """Before `start`: mark the hosts that are about to come up, so health reports them starting."""
+        for root in sorted(self.models.roots()):
+            adapters = self.models.adapters_of(root)
+            if adapters and self.registry.get(root) is not None:
+                self._host(root).expect(adapters)
+
     async def start(self) -> None:
         for root in sorted(self.models.roots()):
             try:
@@ -64,9 +72,19 @@ class FineTuneServing:
     async def close(self) -> None:
         await asyncio.gather(*(host.close() for host in self.hosts.values()), return_exceptions=True)
 
+    async def resolve(self, workspace_id: str, model: str) -> FineTuneTarget | None:
+        """The served fine-tune `model` of the workspace; None when `model` is not one. The database
+        is read (off the event loop) only for ids this gateway has not seen lately."""
+        known, served = self.models.cached(workspace_id, model)
+        if not known:
+            served = await asyncio.to_thread(self.models.lookup, workspace_id, model)
+        return self._target(model, served)
+
     def target(self, workspace_id: str, model: str) -> FineTuneTarget | None:
-        """The served fine-tune `model` of the workspace; None when `model` is not one."""
-        served = self.models.lookup(workspace_id, model)
+        """Like `resolve`, blocking on the database for an id not cached (prefer `resolve`)."""
+        return self._target(model, self.models.lookup(workspace_id, model))
+
+    def _target(self, model: str, served: ServedAdapter | None) -> FineTuneTarget | None:
         if served is None:
             return None
         if served.archived:

@@ -32,7 +32,8 @@ WORKER_STATES = ("starting", "ready", "down", "stopped")
 
 
 class PoolCollector:
-    """Gauges read from the worker pool when Prometheus scrapes."""
+    """Gauges read from the worker pool when Prometheus scrapes: every base model's worker and
+    every adapter host of fine-tunes (labelled `ft:<base model>`)."""
 
     def __init__(self, pool: WorkerPool):
         self.pool = pool
@@ -50,17 +51,22 @@ class PoolCollector:
                                   labels=["model", "state"])
         restarts = CounterMetricFamily("plateforme_worker_restarts", "Times the model's worker went down "
                                        "and was restarted.", labels=["model"])
-        for name, worker in self.pool.workers.items():
-            admission, sup = worker.admission, worker.supervisor
+        probes = CounterMetricFamily("plateforme_health_probes", "Generations run on the worker by /health "
+                                     "probes.", labels=["model"])
+        for worker in self.pool.every_worker():
+            name, admission, status = worker.name, worker.admission, worker.status()
+            if status is None:
+                continue
             queue.add_metric([name], admission.queued)
             running.add_metric([name], admission.running)
             slots.add_metric([name], admission.slots)
-            current = getattr(sup.state, "value", str(sup.state))
+            current = getattr(status.state, "value", str(status.state))
             up.add_metric([name], 1.0 if current == "ready" else 0.0)
             for s in WORKER_STATES:
                 state.add_metric([name, s], 1.0 if current == s else 0.0)
-            restarts.add_metric([name], sup.restarts)
-        return [queue, running, slots, up, state, restarts]
+            restarts.add_metric([name], status.restarts)
+            probes.add_metric([name], worker.probe.generations)
+        return [queue, running, slots, up, state, restarts, probes]
 
 
 class Metrics:
@@ -79,6 +85,9 @@ class Metrics:
                               "(input: prompt, output: completion).", ["model", "direction"], registry=r)
         self.ttft = Histogram("plateforme_time_to_first_token_seconds", "Time from request to the first "
                               "generated token sent (streaming).", ["model"], buckets=TTFT_BUCKETS, registry=r)
+        self.generation_ends = Counter("plateforme_generations_ended", "Billable generations by how they "
+                                       "ended: completed, client_gone, engine_failed, failed (an internal "
+                                       "error).", ["model", "outcome"], registry=r)
         if pool is not None:
             r.register(PoolCollector(pool))
 
@@ -113,6 +122,9 @@ class Metrics:
 
     def observe_ttft(self, model: str, seconds: float) -> None:
         self.ttft.labels(self.model_label(model)).observe(seconds)
+
+    def observe_generation_end(self, model: str, outcome: str) -> None:
+        self.generation_ends.labels(self.model_label(model), outcome).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
@@ -149,3 +161,10 @@ def observe_ttft(where: Any, model: str, seconds: float | None = None) -> None:
             return
         seconds = time.perf_counter() - ctx.started
     metrics.observe_ttft(model, seconds)
+
+
+def observe_generation_end(where: Any, model: str, outcome: str) -> None:
+    """Count how one billable generation ended (completed, client_gone, engine_failed, failed)."""
+    metrics = metrics_of(where)
+    if metrics is not None:
+        metrics.observe_generation_end(model, outcome)

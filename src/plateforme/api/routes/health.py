@@ -1,4 +1,9 @@
-"""GET /health: each model worker's real state, probed by a one-token generation."""
+"""GET /health: every worker's real state (base models and fine-tune adapter hosts), probed by a
+one-token generation (shared and briefly reused, see engines/probe.py).
+
+Admin keys see each worker's details (pid, restarts, requests in flight, probe time); other keys
+see only whether each model is up.
+"""
 
 import asyncio
 
@@ -12,10 +17,12 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    pool = request.app.state.pool
-    timeout = request.app.state.settings.health_probe_timeout
-    models = await asyncio.gather(*(probe_worker(w, timeout) for w in pool.workers.values()))
-    healthy = all(m["ok"] for m in models)
-    body = {"status": "ok" if healthy else "unavailable", "models": list(models)}
+    pool, settings = request.app.state.pool, request.app.state.settings
+    reports = await asyncio.gather(*(probe_worker(w, settings.health_probe_timeout, settings.health_cache_s)
+                                     for w in pool.every_worker()))
+    healthy = all(r["ok"] for r in reports)
+    if not request.state.principal.is_admin:
+        reports = [{"model": r["model"], "ok": r["ok"]} for r in reports]
+    body = {"status": "ok" if healthy else "unavailable", "models": list(reports)}
     return JSONResponse(body, status_code=200 if healthy else 503,
                         headers=None if healthy else {"Retry-After": "2"})
