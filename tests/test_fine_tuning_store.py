@@ -1,13 +1,19 @@
 """Fine-tuning job state in the database (SQLite and PostgreSQL): status moves are
-compare-and-set with their event, filters and pages work, workspaces are apart."""
+compare-and-set with their event and follow the one table of statuses, filters and pages work,
+workspaces are apart, unknown fine-tune ids do not read the database on every request."""
 
+import ast
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
+from plateforme import fine_tuning
 from plateforme.fine_tuning import statuses as st
 from plateforme.fine_tuning.errors import FineTunedModelNotFound, JobNotFound
-from plateforme.fine_tuning.fine_tuned_models import FineTunedModels, fine_tuned_model_id
+from plateforme.fine_tuning.fine_tuned_models import UNKNOWN_FOR_S, FineTunedModels, fine_tuned_model_id
 from plateforme.fine_tuning.job_store import JobFilters, JobStore
 from plateforme.storage.database import open_database
 from plateforme.storage.fine_tuning_tables import FineTuningJob
@@ -88,3 +94,93 @@ def test_fine_tuned_models_belong_to_one_workspace(store, tmp_path):
     kept = models.lookup("ws_a", model_id).adapter
     models.delete("ws_a", model_id)
     assert models.lookup("ws_a", model_id) is None and not kept.exists()
+
+
+def test_move_refuses_what_the_table_forbids(store):
+    store.add(job("j1", status=st.RUNNING))
+    with pytest.raises(st.IllegalTransition):
+        store.move("j1", st.CANCELLED, {st.RUNNING, st.CANCELLATION_REQUESTED})
+    assert store.get("ws_a", "j1").status == st.RUNNING
+    assert store.move("j1", st.CANCELLATION_REQUESTED, {st.RUNNING})
+    assert store.move("j1", st.CANCELLED, {st.CANCELLATION_REQUESTED})
+
+
+def _status_names(node, assignments: dict) -> set[str]:
+    """Statuses (st.NAME) an expression can be: a constant, or a local variable assigned from them."""
+    if isinstance(node, ast.Name):
+        return set().union(*(_status_names(v, {}) for v in assignments.get(node.id, [])))
+    return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+            and n.value.id == "st"}
+
+
+def _moves_in(path: Path) -> list[tuple[str, set[str], set[str] | None]]:
+    """(where, new statuses, expected statuses or None) of every status move written in `path`."""
+    moves = []
+    for func in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef) or func.name == "_move":
+            continue  # (JobExecution._move only passes its arguments on to JobStore.move)
+        assignments: dict[str, list] = {}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        assignments.setdefault(target.id, []).append(node.value)
+        for call in ast.walk(func):
+            if not isinstance(call, ast.Call):
+                continue
+            args, callee = list(call.args), call.func
+            if isinstance(callee, ast.Attribute) and callee.attr == "to_thread" and args:
+                callee, args = args[0], args[1:]
+            name = callee.attr if isinstance(callee, ast.Attribute) else None
+            if name == "move":  # JobStore.move(job_id, new, expect, data, **fields)
+                new, expect = args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None
+            elif name == "_move":  # JobExecution._move(new, data, expect, **fields)
+                new, expect = args[0] if args else None, args[2] if len(args) > 2 else None
+            else:
+                continue
+            for keyword in call.keywords:
+                if keyword.arg == "new":
+                    new = keyword.value
+                elif keyword.arg == "expect":
+                    expect = keyword.value
+            if new is None:  # the definition itself (def _move) is not a call
+                continue
+            expected = None if expect is None or (isinstance(expect, ast.Constant) and expect.value is None) \
+                else _status_names(expect, assignments)
+            moves.append((f"{path.name}:{call.lineno}", _status_names(new, assignments), expected))
+    return moves
+
+
+def test_every_status_move_in_the_code_is_allowed_by_the_table():
+    package = Path(fine_tuning.__file__).parent
+    moves = [m for path in sorted(package.glob("*.py")) for m in _moves_in(path)]
+    assert len(moves) >= 15, moves  # the scan does see the code's moves
+    for where, news, expected in moves:
+        assert news, f"{where}: a move to a status the test cannot read"
+        for new in news:
+            assert new in st.ALLOWED.keys() | st.FINAL, where
+            for current in sorted(expected if expected is not None else st.sources(getattr(st, new))):
+                assert getattr(st, new) in st.ALLOWED.get(getattr(st, current), ()), \
+                    f"{where}: moves a {current} job to {new}, which statuses.ALLOWED forbids"
+
+
+def test_unknown_fine_tune_ids_are_remembered_briefly(store, tmp_path):
+    models = FineTunedModels(store.db, tmp_path)
+    queries = []
+    event.listen(store.db.engine, "before_cursor_execute", lambda *args: queries.append(args[2]))
+    model_id = fine_tuned_model_id("base", None, "4567abcd-0000-4000-8000-000000000000")
+    assert models.lookup("ws_a", model_id) is None
+    read = len(queries)
+    assert read >= 1
+    for _ in range(50):  # asked again and again (every request naming it): the database is not read
+        assert models.lookup("ws_a", model_id) is None
+    assert models.cached("ws_a", model_id) == (True, None) and len(queries) == read
+    adapter = tmp_path / "adapter.gguf"
+    adapter.write_bytes(b"GGUF")
+    models.create(model_id, "ws_a", "job", "base", adapter)  # created here: known at once
+    assert models.lookup("ws_a", model_id).model_id == model_id
+    other = fine_tuned_model_id("base", None, "89abcdef-0000-4000-8000-000000000000")
+    assert models.lookup("ws_a", other) is None
+    time.sleep(UNKNOWN_FOR_S + 0.1)  # ids unknown here may have been made by another node since
+    before = len(queries)
+    assert models.lookup("ws_a", other) is None and len(queries) > before

@@ -67,6 +67,9 @@ class JobExecution:
     async def _move(self, new: str, data: dict | None = None, expect: set[str] | None = None, **fields) -> bool:
         return await asyncio.to_thread(self.store.move, self.job.id, new, expect, data, **fields)
 
+    async def _status(self) -> str:
+        return (await asyncio.to_thread(self.store.get, None, self.job.id)).status
+
     async def _spawn(self, mode: str, processes: int = 1) -> TrainerProcess:
         workdir = self.paths.train if mode == "run" else None
         self.process = TrainerProcess(trainer_command(mode, self.paths.job_file, workdir, processes))
@@ -83,9 +86,10 @@ class JobExecution:
         if self.closing:
             return False
         if report is None or (rc not in (0, EXIT_FAILED_VALIDATION)):
-            if rc == EXIT_CANCELLED or self.store.get(None, self.job.id).status == st.CANCELLED:
+            if await self._status() == st.CANCELLED:
                 return False
-            await self._move(st.FAILED, {"error": f"validation failed: {process.reason()}"})
+            reason = "the trainer was stopped by a signal" if rc == EXIT_CANCELLED else process.reason()
+            await self._move(st.FAILED, {"error": f"validation failed: {reason}"}, expect={st.VALIDATING})
             return False
         summary = {"lines": report.get("lines"), "valid_lines": report.get("valid_lines"),
                    "errors_total": report.get("errors_total", 0),
@@ -125,10 +129,11 @@ class JobExecution:
             return
         if rc == 0 and result is not None:
             await self._publish(result, time.monotonic() - started)
-        elif rc == EXIT_CANCELLED or self.store.get(None, self.job.id).status == st.CANCELLATION_REQUESTED:
-            await self._move(st.CANCELLED, expect={st.RUNNING, st.CANCELLATION_REQUESTED})
-        else:
-            await self._move(st.FAILED, {"error": process.reason(), "exit_code": rc},
+        elif await self._status() == st.CANCELLATION_REQUESTED:
+            await self._move(st.CANCELLED, expect={st.CANCELLATION_REQUESTED})
+        else:  # a trainer stopped by a signal nobody asked for through the API failed, it was not cancelled
+            reason = "the trainer was stopped by a signal" if rc == EXIT_CANCELLED else process.reason()
+            await self._move(st.FAILED, {"error": reason, "exit_code": rc},
                              expect={st.RUNNING, st.CANCELLATION_REQUESTED})
 
     async def _progress(self, event: dict) -> None:
@@ -155,7 +160,7 @@ class JobExecution:
                              expect={st.RUNNING, st.CANCELLATION_REQUESTED})
             return
         tokens = int(result.get("trained_tokens") or 0)
-        metadata = dict(self.store.get(None, job.id).job_metadata or {})
+        metadata = dict((await asyncio.to_thread(self.store.get, None, job.id)).job_metadata or {})
         speed = self._speed or (tokens / elapsed_s if elapsed_s > 0 else None)
         metadata["measured_tokens_per_s"] = round(speed, 1) if speed else None
         await self._move(st.SUCCESS, {"fine_tuned_model": model_id}, expect={st.RUNNING, st.CANCELLATION_REQUESTED},

@@ -84,8 +84,9 @@ class JobStore:
              **fields) -> bool:
         """Set the status (and `fields`) if the job is in one of `expect` (default: any status that may
         become `new`), with its `status-updated` event. False when the job was elsewhere (compare-and-set,
-        so two gateways never both take one job)."""
-        allowed = expect if expect is not None else {s for s, nxt in statuses.ALLOWED.items() if new in nxt}
+        so two gateways never both take one job). IllegalTransition when `expect` names a status the
+        table (statuses.ALLOWED) does not let become `new`."""
+        allowed = statuses.sources(new, expect)
         now = utcnow()
         with self.db.session() as s:
             result = s.execute(update(FineTuningJob)
