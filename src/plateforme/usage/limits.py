@@ -1,8 +1,9 @@
 """Requests per minute, tokens per minute (per key and per workspace) and token budgets per period.
 
 Windows are kept in this gateway process's memory (one gateway per database: several gateway
-nodes each enforce the limits on their own share). Budgets start from the database's usage
-records, so they survive restarts.
+nodes each enforce the limits on their own share); a key or workspace with nothing in its window
+any more is forgotten (at most once per window length, every window is checked). Budgets start
+from the database's usage records, so they survive restarts.
 """
 
 import time
@@ -35,15 +36,20 @@ def period_end(period: str, now: datetime) -> datetime:
 
 
 class _Window:
-    """Events (with a weight) in the last WINDOW_S seconds."""
+    """Events (with a weight) in the last `length` seconds."""
 
-    def __init__(self):
+    def __init__(self, length: float = WINDOW_S):
+        self.length = length
         self.events: deque[tuple[float, int]] = deque()
         self.total = 0
 
     def _trim(self, now: float) -> None:
-        while self.events and self.events[0][0] <= now - WINDOW_S:
+        while self.events and self.events[0][0] <= now - self.length:
             self.total -= self.events.popleft()[1]
+
+    def empty(self, now: float) -> bool:
+        self._trim(now)
+        return not self.events
 
     def over(self, limit: int | None, now: float) -> float | None:
         """Seconds until the window drops below `limit`, or None when it is below already."""
@@ -56,8 +62,8 @@ class _Window:
         for moment, weight in self.events:
             running -= weight
             if running < limit:
-                return moment + WINDOW_S - now
-        return WINDOW_S
+                return moment + self.length - now
+        return self.length
 
     def add(self, weight: int, now: float) -> None:
         self.events.append((now, weight))
@@ -65,15 +71,31 @@ class _Window:
 
 
 class Limiter:
-    def __init__(self, tokens_since):
-        self._requests: dict[str, _Window] = defaultdict(_Window)
-        self._tokens: dict[str, _Window] = defaultdict(_Window)
+    def __init__(self, tokens_since, window_s: float = WINDOW_S):
+        self.window_s = window_s
+        self._requests: dict[str, _Window] = defaultdict(lambda: _Window(window_s))
+        self._tokens: dict[str, _Window] = defaultdict(lambda: _Window(window_s))
         self._tokens_since = tokens_since  # (workspace_id, since) -> tokens recorded in the database
         self._budget_used: dict[str, tuple[datetime, int]] = {}
+        self._next_sweep = time.monotonic() + window_s
+
+    def tracked(self) -> int:
+        """Windows held in memory (requests and tokens, per key and per workspace)."""
+        return len(self._requests) + len(self._tokens)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the windows with nothing left in them (amortised: once per window length)."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.window_s
+        for windows in (self._requests, self._tokens):
+            for scope in [scope for scope, window in windows.items() if window.empty(now)]:
+                del windows[scope]
 
     def check(self, who: Principal, workspace: Workspace) -> None:
         """Raise RateLimited when this request may not start now; otherwise count it."""
         now = time.monotonic()
+        self._sweep(now)
         scopes = [(f"ws:{who.workspace_id}", workspace.requests_per_minute, workspace.tokens_per_minute, "workspace")]
         if who.key_id:
             scopes.append((f"key:{who.key_id}", who.requests_per_minute, who.tokens_per_minute, "API key"))
@@ -107,6 +129,7 @@ class Limiter:
 
     def add_tokens(self, who: Principal, tokens: int) -> None:
         now = time.monotonic()
+        self._sweep(now)
         self._tokens[f"ws:{who.workspace_id}"].add(tokens, now)
         if who.key_id:
             self._tokens[f"key:{who.key_id}"].add(tokens, now)
