@@ -95,3 +95,84 @@ def test_cancelled_waiters_free_their_place():
         return admission.in_flight
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_request_takes_as_many_slots_as_its_weight():
+    async def scenario():
+        admission = Admission("m", slots=4, max_queue=8)
+        gate = asyncio.Event()
+        started: list = []
+
+        async def hold(tenant: str, weight: int):
+            async with admission.admit(tenant, weight=weight):
+                started.append(tenant)
+                await gate.wait()
+
+        wide = asyncio.create_task(hold("wide", 4))  # n=4: the whole worker
+        await asyncio.sleep(0.01)
+        assert admission.running == 4
+        small = asyncio.create_task(hold("small", 1))
+        await asyncio.sleep(0.01)
+        assert started == ["wide"] and admission.queued == 1  # waits: no slot is free
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(wide, small), 5)
+        assert admission.running == 0 and admission.queued == 0
+        return started
+
+    assert asyncio.run(scenario()) == ["wide", "small"]
+
+
+def test_a_heavy_waiter_is_not_overtaken_by_light_ones():
+    async def scenario():
+        admission = Admission("m", slots=2, max_queue=8)
+        gates = [asyncio.Event() for _ in range(4)]
+        started: list = []
+
+        async def hold(i: int, tenant: str, weight: int):
+            async with admission.admit(tenant, weight=weight):
+                started.append(i)
+                await gates[i].wait()
+
+        tasks = [asyncio.create_task(hold(0, "a", 1))]
+        await asyncio.sleep(0.01)
+        tasks.append(asyncio.create_task(hold(1, "b", 2)))  # needs both slots
+        await asyncio.sleep(0.01)
+        tasks.append(asyncio.create_task(hold(2, "c", 1)))  # would fit in the free slot
+        await asyncio.sleep(0.01)
+        assert started == [0] and admission.queued == 3
+        gates[0].set()
+        await asyncio.sleep(0.01)
+        assert started == [0, 1]  # the heavy one got its whole weight first
+        gates[1].set()
+        gates[2].set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        return started
+
+    assert asyncio.run(scenario()) == [0, 1, 2]
+
+
+def test_the_queue_limit_counts_weights():
+    async def scenario():
+        admission = Admission("m", slots=1, max_queue=3)
+        gate = asyncio.Event()
+
+        async def hold(tenant: str, weight: int = 1):
+            async with admission.admit(tenant, weight=weight):
+                await gate.wait()
+
+        tasks = [asyncio.create_task(hold("a"))]
+        await asyncio.sleep(0.01)
+        tasks.append(asyncio.create_task(hold("a", weight=1)))
+        tasks.append(asyncio.create_task(hold("a", weight=1)))
+        await asyncio.sleep(0.01)
+        # Weight is capped at the slot count (1 here): a third waiting place is still free.
+        tasks.append(asyncio.create_task(hold("a", weight=5)))
+        await asyncio.sleep(0.01)
+        assert admission.queued == 3
+        with pytest.raises(EngineUnavailable):
+            async with admission.admit("a"):
+                pass
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+    asyncio.run(scenario())
