@@ -245,7 +245,7 @@ def test_auto_mode_parses_calls_the_model_writes(tokenizer):
     spec = ModelSpec(name="m", path="unused.gguf", tokenizer=str(tokenizer.instruct_tokenizer.tokenizer.file_path))
     req = ChatCompletionRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": "hi"}],
                                                 "tools": WIRE_TOOLS}).to_chat_request()
-    (choice,) = mistral_choices(Engine(), spec, req)
+    (choice,) = mistral_choices(lambda index: Engine(), spec, req)
     result, usage = asyncio.run(choice.run())
     assert result.content == "Let me check." and result.finish_reason == "tool_calls"
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in result.tool_calls] == [

@@ -2,9 +2,10 @@
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from plateforme.api.errors import error_body
+from plateforme.api.metering import UsageSettlement
 from plateforme.chat.types import Delta, Usage
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
 from plateforme.observability.metrics import observe_ttft
@@ -18,12 +19,13 @@ def _event(payload: dict) -> str:
 
 async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
                    completion_id: str, model: str, created: int,
-                   on_usage: Callable[[Usage], Awaitable[None]] | None = None) -> AsyncIterator[str]:
+                   settlement: UsageSettlement | None = None) -> AsyncIterator[str]:
     """Chunks with `finish_reason: null` until each choice's last; `usage` on the very last chunk.
 
     A choice's finishing chunk is held back until the usage is known, so the final chunk carries
-    both. If the worker fails mid-stream the client gets an error event (which both the mistralai
-    and openai SDKs raise), never a silently truncated answer.
+    both. If generation fails mid-stream (the worker, or anything else) the client gets an error
+    event (which both the mistralai and openai SDKs raise), never a silently truncated answer.
+    Whatever ends the stream, its tokens are billed once through `settlement`.
     """
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
 
@@ -49,8 +51,8 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
                 for pending in held:
                     yield _event(pending)
                 held.clear()
-                if on_usage is not None:  # recorded before the client sees the usage
-                    await on_usage(item)
+                if settlement is not None:  # recorded before the client sees the usage
+                    await settlement.complete(item)
                 last["usage"] = {"prompt_tokens": item.prompt_tokens,
                                  "completion_tokens": item.completion_tokens,
                                  "total_tokens": item.total_tokens}
@@ -66,10 +68,24 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
         yield "data: [DONE]\n\n"
     except (EngineUnavailable, EngineRejected) as exc:
         log.warning("stream %s failed: %s", completion_id, exc)
+        if settlement is not None:
+            settlement.cut("engine_failed")
         status = 503 if isinstance(exc, EngineUnavailable) else 400
-        body = error_body(status, f"generation failed: {exc}", "service_unavailable")
-        # `error` lets the openai SDK raise APIError; the mistralai SDK raises on the shape.
-        body["error"] = {"message": body["message"], "type": body["type"], "code": body["code"]}
-        yield _event(body)
+        yield _error_event(status, f"generation failed: {exc}", "service_unavailable")
+    except Exception as exc:  # anything else: said in the stream too, counted and logged
+        log.exception("stream %s failed", completion_id)
+        if settlement is not None:
+            settlement.cut("failed")
+        yield _error_event(500, f"generation failed: internal error ({type(exc).__name__}); "
+                           "see the server log", "internal_error")
     finally:
+        if settlement is not None:
+            settlement.cut("client_gone")  # no-op when settled above
         await events.aclose()
+
+
+def _error_event(status: int, message: str, kind: str) -> str:
+    body = error_body(status, message, kind)
+    # `error` lets the openai SDK raise APIError; the mistralai SDK raises on the shape.
+    body["error"] = {"message": body["message"], "type": body["type"], "code": body["code"]}
+    return _event(body)

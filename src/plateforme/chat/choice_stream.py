@@ -44,15 +44,24 @@ class ChoiceStream:
 
     def _phases(self) -> list[dict]:
         req, payload = self.req, self.payload
-        if not req.min_tokens or (req.max_tokens is not None and req.max_tokens <= req.min_tokens):
+        if not req.min_tokens:
             return [payload]
+        if req.max_tokens is not None and req.max_tokens <= req.min_tokens:
+            return [{**payload, "ignore_eos": True}]  # every token up to max_tokens is a required one
         return [{**payload, "max_tokens": req.min_tokens, "ignore_eos": True}, payload]
 
-    async def stream(self) -> AsyncIterator[Delta | Usage]:
-        yield Delta(self.index, role="assistant", content="")
+    def _opening(self) -> list[Delta]:
+        """The first deltas of the answer: sent once the engine has accepted the request."""
+        opening = [Delta(self.index, role="assistant", content="")]
         if self.req.prefix and not self.generic:
             # As Mistral's API does, the answer starts with the prefix it continues.
-            yield Delta(self.index, content=self.payload["messages"][-1]["content"])
+            opening.append(Delta(self.index, content=self.payload["messages"][-1]["content"]))
+        return opening
+
+    async def stream(self) -> AsyncIterator[Delta | Usage]:
+        """Deltas of this choice, then its Usage. Nothing is yielded before the engine's first
+        chunk, so a refusal (prompt too long, worker down) is raised before anything is sent."""
+        opening = self._opening()
         text, finish = "", "stop"
         prompt_tokens = completion_tokens = 0
         phases = self._phases()
@@ -62,6 +71,9 @@ class ChoiceStream:
                     break
                 payload = self._continuation(payload, text, completion_tokens)
             async for chunk in self.client.stream_chat(payload):
+                for delta in opening:
+                    yield delta
+                opening = []
                 if chunk.get("usage"):
                     prompt_tokens = prompt_tokens or chunk["usage"]["prompt_tokens"]
                     completion_tokens += chunk["usage"]["completion_tokens"]
@@ -75,6 +87,8 @@ class ChoiceStream:
                             yield Delta(self.index, content=content, logprobs=logprobs)
                     if engine_choice.get("finish_reason"):
                         finish = engine_choice["finish_reason"]
+        for delta in opening:  # the engine streamed nothing at all
+            yield delta
         tool_calls: list[dict] = []
         if self.generic and finish != "length":
             content, tool_calls = generic_tools.parse_answer(text)
@@ -109,6 +123,6 @@ class ChoiceStream:
             tool_calls += item.tool_calls or []
             logprobs += item.logprobs or []
             finish = item.finish_reason or finish
-        choice = Choice(self.index, content or (None if tool_calls else ""), finish, tool_calls,
-                        logprobs if self.req.logprobs else None)
+        # Mistral's API sends `"content": ""` beside tool calls, never no content at all.
+        choice = Choice(self.index, content, finish, tool_calls, logprobs if self.req.logprobs else None)
         return choice, usage

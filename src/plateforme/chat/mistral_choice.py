@@ -7,7 +7,7 @@ Mistral does). Calls the request requires are generated under constraints instea
 (chat/mistral_tool_calls.py).
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
@@ -50,13 +50,17 @@ class MistralChoiceStream(ChoiceStream):
             yield Delta(self.index, finish_reason="tool_calls")
             yield Usage(len(self.prompt), used)
             return
-        yield Delta(self.index, role="assistant", content="")
+        # Nothing is sent before the engine's first piece: a refusal is still an HTTP error.
+        opening = [Delta(self.index, role="assistant", content="")]
         if self.req.prefix:
-            yield Delta(self.index, content=self.req.messages[-1]["content"])
+            opening.append(Delta(self.index, content=self.req.messages[-1]["content"]))
         marker = tool_calls_token(self.tokenizer) if self.tools else None
         call_tokens: list[int] | None = None
         finished = Finished("stop", len(self.prompt), 0)
         async for item in generate(self.client, self.prompt, self.params, self.req.max_tokens, self.req.min_tokens):
+            for delta in opening:
+                yield delta
+            opening = []
             if isinstance(item, Finished):
                 finished = item
             elif call_tokens is not None:
@@ -83,8 +87,9 @@ class MistralChoiceStream(ChoiceStream):
         return self.tokenizer.decode(tokens, special_token_policy=SpecialTokenPolicy.IGNORE)
 
 
-def mistral_choices(client: OpenAIEngineClient, spec: ModelSpec, req: ChatRequest) -> list[MistralChoiceStream]:
-    """The n choices of `req` on a model with a Mistral tokenizer."""
+def mistral_choices(client_for: Callable[[int], OpenAIEngineClient], spec: ModelSpec,
+                    req: ChatRequest) -> list[MistralChoiceStream]:
+    """The n choices of `req` on a model with a Mistral tokenizer; choice i calls `client_for(i)`."""
     tokenizer = load_tokenizer(spec.tokenizer)
     tools, must_call = tool_mode(req)
     if tools and tool_calls_token(tokenizer) is None:
@@ -102,4 +107,5 @@ def mistral_choices(client: OpenAIEngineClient, spec: ModelSpec, req: ChatReques
             params["json_schema"] = compact_schema(req.json_schema)
         else:  # JSON mode: any JSON object
             params["grammar"] = json_object_grammar()
-    return [MistralChoiceStream(client, i, req, tokenizer, prompt, tools, must_call, params) for i in range(req.n)]
+    return [MistralChoiceStream(client_for(i), i, req, tokenizer, prompt, tools, must_call, params)
+            for i in range(req.n)]

@@ -79,8 +79,8 @@ async def generate(client: OpenAIEngineClient, prompt: list[int], params: dict,
             limit = None if max_tokens is None else max_tokens - completion_tokens
         body = {**params, "prompt": prompt + generated, "n_predict": -1 if limit is None else limit,
                 "return_tokens": True, "cache_prompt": True}
-        if number == 0 and len(phases) == 2:
-            body["ignore_eos"] = True
+        if number == 0 and (len(phases) == 2 or (min_tokens and not constrained)):
+            body["ignore_eos"] = True  # min_tokens >= max_tokens: every token is a required one
         async for chunk in client.stream_completion(body):
             tokens = chunk.get("tokens") or []
             generated += tokens

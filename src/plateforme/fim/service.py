@@ -11,6 +11,7 @@ from plateforme.chat.errors import ContextLengthExceeded
 from plateforme.chat.types import Choice, Completion, Delta, Usage
 from plateforme.engines.errors import EngineContextExceeded
 from plateforme.engines.pool import ModelWorker, WorkerPool
+from plateforme.engines.token_tally import TokenTally
 from plateforme.engines.token_generation import Finished, generate, sampling_params
 from plateforme.fim.prompt import gguf_fim_prompt, mistral_fim_prompt, model_fim_tokens
 from plateforme.fim.types import FIMRequest
@@ -25,9 +26,10 @@ class FIMService:
     def _worker(self, model: str) -> ModelWorker:
         return self.pool.get(self.registry.require(model).name)
 
-    async def stream(self, req: FIMRequest) -> AsyncIterator[Delta | Usage]:
+    async def stream(self, req: FIMRequest, tally: TokenTally | None = None) -> AsyncIterator[Delta | Usage]:
         """Deltas of the one choice, then its Usage. Checks (model, FIM support, capacity, context)
-        run before the first item, so the caller can still answer with an HTTP error."""
+        and the engine's acceptance come before the first item, so the caller can still answer
+        with an HTTP error. `tally` counts the tokens as they are generated."""
         worker = self._worker(req.model)
         spec = worker.spec
         if spec.tokenizer:  # mistral-common tokenizes, off the event loop
@@ -36,15 +38,19 @@ class FIMService:
             fim = await model_fim_tokens(spec)
         async with worker.admission.admit(req.tenant):
             client = worker.client()
+            if tally is not None:
+                client = tally.client(client, 0)
             if not spec.tokenizer:  # the engine tokenizes the text between the FIM tokens
                 prompt = await gguf_fim_prompt(fim, client, req)
             self._check_context(spec.context_length, len(prompt), req)
             temperature = req.temperature if req.temperature is not None else spec.default_temperature
             params = sampling_params(temperature, req.top_p, req.seed, req.stop)
-            yield Delta(0, role="assistant", content="")
+            opening = [Delta(0, role="assistant", content="")]  # sent once the engine answers
             finished = Finished("stop", len(prompt), 0)
             try:
                 async for item in generate(client, prompt, params, req.max_tokens, req.min_tokens):
+                    if opening:
+                        yield opening.pop()
                     if isinstance(item, Finished):
                         finished = item
                     elif item.text:
@@ -55,9 +61,9 @@ class FIMService:
             yield Delta(0, finish_reason=finished.finish_reason)
             yield Usage(finished.prompt_tokens or len(prompt), finished.completion_tokens)
 
-    async def complete(self, req: FIMRequest) -> Completion:
+    async def complete(self, req: FIMRequest, tally: TokenTally | None = None) -> Completion:
         content, finish, usage = "", "stop", Usage(0, 0)
-        async for item in self.stream(req):
+        async for item in self.stream(req, tally):
             if isinstance(item, Usage):
                 usage = item
             else:
@@ -68,8 +74,10 @@ class FIMService:
     @staticmethod
     def _check_context(window: int, prompt_tokens: int, req: FIMRequest) -> None:
         """Refuse a prompt (plus max_tokens) beyond the context window: never truncated."""
-        wanted = prompt_tokens + (req.max_tokens or 0)
-        if prompt_tokens >= window or wanted > window:
+        field, asked = max(("max_tokens", req.max_tokens or 0), ("min_tokens", req.min_tokens or 0),
+                           key=lambda pair: pair[1])
+        if prompt_tokens >= window or prompt_tokens + asked > window:
             raise ContextLengthExceeded(
-                f"Prompt and suffix make {prompt_tokens} tokens and max_tokens is {req.max_tokens}: together "
-                f"they exceed the {window}-token context of model {req.model!r}. Shorten them or lower max_tokens.", param="prompt")
+                f"Prompt and suffix make {prompt_tokens} tokens and {field} is {asked}: together "
+                f"they exceed the {window}-token context of model {req.model!r}. Shorten them or lower {field}.",
+                param="prompt")
