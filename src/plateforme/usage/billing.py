@@ -1,6 +1,8 @@
 """The gate and the ledger of billable calls: limits checked before, tokens recorded after."""
 
 import asyncio
+import functools
+import logging
 import time
 
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,13 @@ from plateforme.usage.meter import UsageMeter
 # Workspace limits are re-read this often; changes through the admin API apply at once
 # (`forget`), changes made by the CLI in another process within this delay.
 WORKSPACE_CACHE_SECONDS = 30.0
+log = logging.getLogger("plateforme.usage")
+
+
+def _report_refresh(workspace_id: str, done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("could not re-read the limits of workspace %s (%s); the cached limits still apply, "
+                  "and the next request retries", workspace_id, done.exception())
 
 
 class Billing:
@@ -48,8 +57,10 @@ class Billing:
         cached = self._workspaces.get(workspace_id)
         if cached is None:
             return await asyncio.shield(self._load(workspace_id))
-        if cached[0] < time.monotonic():
-            self._load(workspace_id)  # stale: answer from it while it is re-read in the background
+        if cached[0] < time.monotonic() and workspace_id not in self._loading:
+            # Stale: answer from it while it is re-read in the background; a failed re-read is
+            # reported and retried on the next request, the cached limits still apply meanwhile.
+            self._load(workspace_id).add_done_callback(functools.partial(_report_refresh, workspace_id))
         return cached[1]
 
     async def admit(self, who: Principal) -> None:

@@ -50,5 +50,5 @@ async def workspace_usage(request: Request, group_by: GroupBy = "day", start: dt
 async def all_usage(request: Request, group_by: GroupBy = "day", start: dt.date | None = None,
                     end: dt.date | None = None, workspace: str | None = None) -> UsageReport:
     require_admin(request)
-    workspace_id = request.app.state.accounts.workspace(workspace).id if workspace else None
+    workspace_id = (await run_in_threadpool(request.app.state.accounts.workspace, workspace)).id if workspace else None
     return await _report(request, workspace_id, group_by, start, end)
