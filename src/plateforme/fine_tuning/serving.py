@@ -80,10 +80,6 @@ class FineTuneServing:
             served = await asyncio.to_thread(self.models.lookup, workspace_id, model)
         return self._target(model, served)
 
-    def target(self, workspace_id: str, model: str) -> FineTuneTarget | None:
-        """Like `resolve`, blocking on the database for an id not cached (prefer `resolve`)."""
-        return self._target(model, self.models.lookup(workspace_id, model))
-
     def _target(self, model: str, served: ServedAdapter | None) -> FineTuneTarget | None:
         if served is None:
             return None
