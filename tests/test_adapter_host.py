@@ -9,11 +9,11 @@ import time
 
 import pytest
 from random_adapters import write_random_adapter
+from retired_client_checks import assert_closed_in_time
 
 from plateforme.engines.adapter_host import AdapterHost
 from plateforme.engines.errors import EngineUnavailable
 from plateforme.engines.lora_client import LoraClient
-from plateforme.engines.retired_clients import GRACE_S
 from plateforme.engines.supervisor import WorkerState
 from plateforme.models.registry import ModelRegistry
 
@@ -97,11 +97,7 @@ def test_a_crashed_host_is_reported_restarted_and_its_old_client_closed(adapters
             assert await answer(host, adapters[0]) == before
             new = host.client()
             assert new is not old
-            for _ in range(int((GRACE_S + 3) * 10)):
-                if old._http.is_closed:
-                    break
-                await asyncio.sleep(0.1)
-            assert old._http.is_closed and not new._http.is_closed
+            await assert_closed_in_time(old, new)
         finally:
             await host.close()
 

@@ -9,10 +9,10 @@ import time
 import httpx
 import openai
 import pytest
+from retired_client_checks import assert_closed_in_time
 from server_process import DEFAULT_MODEL, default_model_entry
 
 from plateforme.engines.pool import ModelWorker
-from plateforme.engines.retired_clients import GRACE_S
 from plateforme.engines.supervisor import WorkerState
 from plateforme.models.registry import ModelRegistry
 
@@ -84,11 +84,7 @@ def test_the_client_of_a_restarted_worker_is_closed():
             assert new is not old
             answer = await new.chat({"messages": LONG, "max_tokens": 2}, timeout=60)
             assert answer["usage"]["completion_tokens"] == 2
-            for _ in range(int((GRACE_S + 3) * 10)):
-                if old._http.is_closed:
-                    break
-                await asyncio.sleep(0.1)
-            assert old._http.is_closed and not new._http.is_closed
+            await assert_closed_in_time(old, new)
         finally:
             await worker.close()
         assert new._http.is_closed
