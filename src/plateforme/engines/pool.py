@@ -15,6 +15,7 @@ from plateforme.engines.engine import LLAMACPP_CAPABILITIES, Engine
 from plateforme.engines.errors import EngineUnavailable
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.engines.probe import WorkerProbe
+from plateforme.engines.remote_engine import RemoteEngine
 from plateforme.engines.retired_clients import RetiredClients
 from plateforme.engines.supervisor import WorkerState, WorkerStatus, WorkerSupervisor
 from plateforme.models.registry import ModelRegistry
@@ -68,6 +69,8 @@ class ModelWorker:
 
 
 def make_engine(spec: ModelSpec, start_timeout: float, engine_timeout: float) -> Engine:
+    if spec.engine == "openai":
+        return RemoteEngine(spec, engine_timeout)
     return ModelWorker(spec, start_timeout, engine_timeout)
 
 
