@@ -198,6 +198,28 @@ def test_wrong_key_and_unreachable_server_are_clear_503s(front, llama_remote):
     assert models["remote-smol"]["ok"] and models["remote-smol"]["pid"] is None
     assert not models["remote-bad-key"]["ok"] and "HTTP 401" in models["remote-bad-key"]["error"]
     assert not models["remote-down"]["ok"] and "unreachable" in models["remote-down"]["error"]
+    metrics = httpx.get(f"{front.url}/metrics", timeout=30)
+    assert metrics.status_code == 200 and 'plateforme_health_probes_total{model="remote-smol"}' in metrics.text
+
+
+def test_n_choices_are_one_server_request_each(front):
+    response = _openai(front).chat.completions.create(model="remote-smol", messages=PARIS_MESSAGES, n=2,
+                                                      max_tokens=3, seed=7)
+    assert [c.index for c in response.choices] == [0, 1]
+    assert all(c.message.content for c in response.choices)
+    assert 2 <= response.usage.completion_tokens <= 6  # both choices' tokens, billed together
+
+
+@pytest.mark.parametrize("entry, fragment", [
+    ({"engine": "openai"}, "needs `base_url`"),
+    ({"engine": "openai", "base_url": "http://h/v1", "path": "x.gguf"}, "path apply to engine llamacpp only"),
+    ({"engine": "openai", "base_url": "http://h/v1", "tokenizer": "tekken.json"}, "tokenizer apply to engine"),
+    ({"path": "x.gguf", "base_url": "http://h/v1"}, "base_url apply to engine openai only"),
+    ({}, "needs `path`"),
+])
+def test_engine_fields_are_validated(entry, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        ModelSpec(name="m", **entry)
 
 
 def test_tally_of_an_abandoned_remote_stream_is_a_lower_bound(llama_remote):
