@@ -16,7 +16,8 @@ def _load(settings: Settings) -> ModelRegistry:
     try:
         registry = ModelRegistry.from_file(settings.config, settings.data_dir)
         for spec in registry.specs:
-            spec.weights_path()
+            if spec.local:
+                spec.weights_path()
         return registry
     except (ConfigError, ModelFileMissing) as exc:
         sys.exit(f"plateforme: {exc}")
@@ -43,7 +44,8 @@ def list_models(args: argparse.Namespace) -> None:
     registry = _load(settings)
     print(f"{'NAME':28} {'ENGINE':9} {'CONTEXT':>7} {'SLOTS':>5}  WEIGHTS")
     for spec in registry.specs:
-        print(f"{spec.name:28} {spec.engine:9} {spec.context_length:>7} {spec.parallel:>5}  {spec.weights_path()}")
+        print(f"{spec.name:28} {spec.engine:9} {spec.context_length:>7} {spec.parallel:>5}  "
+              f"{spec.weights_path() if spec.local else spec.base_url}")
 
 
 def import_model(args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest
-from plateforme.engines.errors import EngineRejected, EngineUnavailable
+from plateforme.engines.errors import EngineRejected, EngineUnavailable, EngineUnsupported
 from plateforme.fine_tuning.errors import FineTuningError
 from plateforme.models.registry import UnknownModel
 from plateforme.tenancy.errors import AccountError
@@ -79,6 +79,10 @@ async def _rejected(_: Request, exc: EngineRejected) -> JSONResponse:
     return error_response(400, f"the model engine rejected the request: {exc}", "invalid_request_error")
 
 
+async def _unsupported(_: Request, exc: EngineUnsupported) -> JSONResponse:
+    return error_response(400, str(exc), "invalid_request_error", param=exc.param)
+
+
 async def _unavailable(_: Request, exc: EngineUnavailable) -> JSONResponse:
     return error_response(503, str(exc), "service_unavailable",
                           headers={"Retry-After": str(exc.retry_after_s)})
@@ -111,6 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UnknownModel, _unknown_model)
     app.add_exception_handler(ContextLengthExceeded, _too_long)
     app.add_exception_handler(InvalidChatRequest, _invalid)
+    app.add_exception_handler(EngineUnsupported, _unsupported)
     app.add_exception_handler(EngineRejected, _rejected)
     app.add_exception_handler(EngineUnavailable, _unavailable)
     app.add_exception_handler(RateLimited, _rate_limited)

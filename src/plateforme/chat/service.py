@@ -10,10 +10,13 @@ from plateforme.chat.fanout import merge
 from plateforme.chat.json_schema_support import check_schema
 from plateforme.chat.message_checks import check_messages
 from plateforme.chat.mistral_choice import mistral_choices
+from plateforme.chat.remote_choice import RemoteChoiceStream
+from plateforme.chat.remote_payload import check_remote_request, remote_payload
 from plateforme.chat.types import ChatRequest, Choice, Completion, Delta, Usage
+from plateforme.engines.engine import Engine
 from plateforme.engines.errors import EngineContextExceeded
 from plateforme.engines.openai_client import OpenAIEngineClient
-from plateforme.engines.pool import ModelWorker, WorkerPool
+from plateforme.engines.pool import WorkerPool
 from plateforme.engines.token_tally import TokenTally
 from plateforme.models.registry import ModelRegistry
 
@@ -25,14 +28,14 @@ class ChatService:
         # Resolves a workspace's fine-tuned models (fine_tuning.serving.FineTuneServing), if any.
         self.fine_tunes = fine_tunes
 
-    async def _worker(self, req: ChatRequest) -> ModelWorker:
+    async def _worker(self, req: ChatRequest) -> Engine:
         if self.fine_tunes is not None and self.registry.get(req.model) is None:
             target = await self.fine_tunes.resolve(req.tenant, req.model)  # off the event loop
             if target is not None:
                 return target
         return self.pool.get(self.registry.require(req.model).name)
 
-    async def _plan(self, worker: ModelWorker, client: OpenAIEngineClient, req: ChatRequest,
+    async def _plan(self, worker: Engine, client: OpenAIEngineClient, req: ChatRequest,
                     tally: TokenTally | None) -> list[ChoiceStream]:
         check_messages(req.messages, req.prefix)
         if req.json_schema:
@@ -41,13 +44,17 @@ class ChatService:
         def client_for(index: int):  # each choice's engine calls are counted as they stream
             return client if tally is None else tally.client(client, index)
 
+        if not worker.capabilities.grammar:  # the server's own tools and structured outputs
+            check_remote_request(req, worker.spec, worker.capabilities)
+            payload = remote_payload(req, worker.spec)
+            return [RemoteChoiceStream(client_for(i), i, payload, req) for i in range(req.n)]
         if worker.spec.tokenizer:  # Mistral-format model: mistral-common tokenizes (off the event loop)
             return await asyncio.to_thread(mistral_choices, client_for, worker.spec, req)
         payload = engine_payload(req, worker.spec.default_temperature, req.max_tokens)
         generic = uses_generic_tools(req)
         return [ChoiceStream(client_for(i), i, payload, req, generic) for i in range(req.n)]
 
-    async def _check_context(self, worker: ModelWorker, req: ChatRequest, choice: ChoiceStream) -> None:
+    async def _check_context(self, worker: Engine, req: ChatRequest, choice: ChoiceStream) -> None:
         """Refuse prompt + max_tokens (or min_tokens) beyond the window (the engine itself refuses
         a prompt that alone is too long)."""
         window = worker.spec.context_length
@@ -55,6 +62,8 @@ class ChatService:
                             key=lambda pair: pair[1])
         if not wanted or choice.prompt_token_bound() + wanted <= window:
             return  # surely fits: no round trip to the engine (it would delay every stream's start)
+        if not worker.capabilities.exact_prompt_count:
+            return  # the engine cannot count the prompt: the server itself refuses what does not fit
         prompt_tokens = await choice.count_prompt_tokens()
         if prompt_tokens + wanted > window:
             raise ContextLengthExceeded(

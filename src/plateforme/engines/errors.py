@@ -20,3 +20,12 @@ class EngineContextExceeded(EngineRejected):
         super().__init__(message)
         self.prompt_tokens = prompt_tokens
         self.context = context
+
+
+class EngineUnsupported(EngineRejected):
+    """The request needs a feature the model's engine does not have (HTTP 400, names both)."""
+
+    def __init__(self, model: str, engine: str, feature: str, param: str | None = None):
+        super().__init__(f"model {model!r} is served by engine {engine!r}, which does not support "
+                         f"{feature}; use a model served by engine 'llamacpp' for it")
+        self.engine, self.feature, self.param = engine, feature, param

@@ -51,6 +51,9 @@ def build_params(args: argparse.Namespace):
         # (body field `lora: [{"id": i, "scale": 1.0}, ...]`).
         params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(path, 0.0) for path in lora]
         params.lora_init_without_apply = True
+    api_key = getattr(args, "api_key", None)
+    if api_key:  # a standalone server that requires `Authorization: Bearer <key>` (/health stays open)
+        params.api_keys = [api_key]
     if args.threads:
         params.cpuparams.n_threads = args.threads
         params.cpuparams_batch.n_threads = args.threads
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--context-length", type=int, required=True)
     parser.add_argument("--parallel", type=int, required=True)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--api-key", help="require this API key (standalone use; the gateway's own "
+                        "workers listen on loopback without one)")
     parser.add_argument("--lora", action="append", default=[], help="LoRA adapter GGUF (repeatable)")
     args = parser.parse_args(argv)
     _die_with_parent()

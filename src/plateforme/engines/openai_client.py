@@ -18,12 +18,23 @@ def _engine_error(response: httpx.Response) -> dict:
 
 
 class OpenAIEngineClient:
-    """Speaks to one worker at `base_url`; one pooled connection set per worker."""
+    """Speaks to one worker at `base_url`; one pooled connection set per worker.
 
-    def __init__(self, base_url: str, max_connections: int, timeout_s: float):
+    `label` names the engine in errors; `chat_path` is where chat completions are (a remote
+    server's base URL already ends in /v1); `headers` go with every request (an API key).
+    """
+
+    # llama.cpp's per-chunk `timings` may be asked for (engines/token_tally.py)
+    timings = True
+
+    def __init__(self, base_url: str, max_connections: int, timeout_s: float, *, label: str = "model worker",
+                 chat_path: str = "/v1/chat/completions", headers: dict | None = None):
         self.base_url = base_url
+        self.label = label
+        self._chat_path = chat_path
         self._http = httpx.AsyncClient(
             base_url=base_url,
+            headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
@@ -36,21 +47,23 @@ class OpenAIEngineClient:
         try:
             response = await self._http.post(path, json=payload, **kwargs)
         except httpx.HTTPError as exc:
-            raise EngineUnavailable(f"model worker unreachable: {exc!r}") from exc
+            raise EngineUnavailable(f"{self.label} unreachable: {exc!r}") from exc
         self._raise_for_status(response)
         return response.json()
 
-    @staticmethod
-    def _raise_for_status(response: httpx.Response) -> None:
+    def _raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:
             return
         error = _engine_error(response)
         message = str(error.get("message", error))
         if error.get("type") == "exceed_context_size_error":
             raise EngineContextExceeded(message, error.get("n_prompt_tokens"), error.get("n_ctx"))
+        if response.status_code in (401, 403):
+            raise EngineUnavailable(f"{self.label} refused this gateway's credentials (HTTP {response.status_code}: "
+                                    f"{message}); check the API key configured for it")
         if response.status_code in (400, 422):
             raise EngineRejected(message)
-        raise EngineUnavailable(f"model worker answered {response.status_code}: {message}")
+        raise EngineUnavailable(f"{self.label} answered {response.status_code}: {message}")
 
     async def count_chat_prompt_tokens(self, messages: list[dict]) -> int:
         """Tokens the chat template makes of `messages`, as the engine will see them."""
@@ -59,12 +72,12 @@ class OpenAIEngineClient:
         return len(tokens["tokens"])
 
     async def chat(self, payload: dict, timeout: float | None = None) -> dict:
-        return await self._post("/v1/chat/completions", {**payload, "stream": False}, timeout)
+        return await self._post(self._chat_path, {**payload, "stream": False}, timeout)
 
     async def stream_chat(self, payload: dict) -> AsyncIterator[dict]:
         """Yield the engine's stream chunks; raise EngineUnavailable if the stream breaks."""
         body = {**payload, "stream": True, "stream_options": {"include_usage": True}}
-        async for chunk in self._sse("/v1/chat/completions", body):
+        async for chunk in self._sse(self._chat_path, body):
             yield chunk
 
     async def tokenize(self, text: str) -> list[int]:
@@ -97,12 +110,14 @@ class OpenAIEngineClient:
                         break
                     chunk = json.loads(data)
                     if "error" in chunk:
-                        raise EngineUnavailable(f"model worker failed mid-stream: {chunk['error']}")
+                        raise EngineUnavailable(f"{self.label} failed mid-stream: {chunk['error']}")
                     yield chunk
                     if chunk.get("stop") is True:  # /completion ends with its stop chunk
                         finished = True
                         break
                 if not finished:
-                    raise EngineUnavailable("model worker closed the stream before it finished")
+                    raise EngineUnavailable(f"{self.label} closed the stream before it finished")
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
+            raise EngineUnavailable(f"{self.label} unreachable: {exc!r}") from exc
         except httpx.HTTPError as exc:
-            raise EngineUnavailable(f"model worker connection lost: {exc!r}") from exc
+            raise EngineUnavailable(f"{self.label} connection lost: {exc!r}") from exc

@@ -1,4 +1,7 @@
-"""All model workers of this gateway: one supervised process, client and admission gate each.
+"""All model engines of this gateway: one client and admission gate each (engines/engine.py).
+
+A `llamacpp` model is a local worker process supervised here (`ModelWorker`); an `openai` model
+is a remote server (engines/remote_engine.py).
 
 The pool also lists the adapter hosts of fine-tunes (`adapter_hosts`, filled by the fine-tuning
 capability), so health checks and metrics see every worker process of the gateway.
@@ -8,9 +11,11 @@ import asyncio
 
 from plateforme.engines.adapter_host import AdapterHost
 from plateforme.engines.admission import Admission
+from plateforme.engines.engine import LLAMACPP_CAPABILITIES, Engine
 from plateforme.engines.errors import EngineUnavailable
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.engines.probe import WorkerProbe
+from plateforme.engines.remote_engine import RemoteEngine
 from plateforme.engines.retired_clients import RetiredClients
 from plateforme.engines.supervisor import WorkerState, WorkerStatus, WorkerSupervisor
 from plateforme.models.registry import ModelRegistry
@@ -18,6 +23,11 @@ from plateforme.models.spec import ModelSpec
 
 
 class ModelWorker:
+    """Engine `llamacpp`: one local llama.cpp process, supervised and restarted on failure."""
+
+    kind = "llamacpp"
+    capabilities = LLAMACPP_CAPABILITIES
+
     def __init__(self, spec: ModelSpec, start_timeout: float, engine_timeout: float):
         self.spec = spec
         self.name = spec.name
@@ -27,6 +37,9 @@ class ModelWorker:
         self._engine_timeout = engine_timeout
         self._client: OpenAIEngineClient | None = None
         self._retired = RetiredClients()
+
+    def start(self) -> None:
+        self.supervisor.start()
 
     def status(self) -> WorkerStatus:
         return self.supervisor.status()
@@ -55,22 +68,28 @@ class ModelWorker:
             await self._client.close()
 
 
+def make_engine(spec: ModelSpec, start_timeout: float, engine_timeout: float) -> Engine:
+    if spec.engine == "openai":
+        return RemoteEngine(spec, engine_timeout)
+    return ModelWorker(spec, start_timeout, engine_timeout)
+
+
 class WorkerPool:
     def __init__(self, registry: ModelRegistry, start_timeout: float, engine_timeout: float):
-        self.workers = {
-            spec.name: ModelWorker(spec, start_timeout, engine_timeout) for spec in registry.specs
+        self.workers: dict[str, Engine] = {
+            spec.name: make_engine(spec, start_timeout, engine_timeout) for spec in registry.specs
         }
         # Base model name -> the host of its fine-tunes' adapters (started and stopped by its owner).
         self.adapter_hosts: dict[str, AdapterHost] = {}
 
     def start(self) -> None:
         for worker in self.workers.values():
-            worker.supervisor.start()
+            worker.start()
 
     async def stop(self) -> None:
         await asyncio.gather(*(w.close() for w in self.workers.values()))
 
-    def get(self, name: str) -> ModelWorker:
+    def get(self, name: str) -> Engine:
         return self.workers[name]
 
     def every_worker(self) -> list:

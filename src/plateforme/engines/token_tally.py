@@ -7,7 +7,12 @@ the running count in the request's `TokenTally`:
 - chat calls ask llama.cpp for `timings_per_token`, so each chunk carries the prompt tokens
   (`prompt_n` + `cache_n`) and the tokens predicted so far (`predicted_n`);
 - token-id calls (`/completion`, with `return_tokens`) count the prompt given and each chunk's
-  `tokens`.
+  `tokens`;
+- chat calls on a remote server (engine `openai`, no llama.cpp `timings`) count one completion
+  token per chunk that carries generated content or tool-call text: a lower bound (a server may
+  put several tokens in one chunk), replaced by the server's exact usage when its last chunk
+  (`stream_options.include_usage`) arrives. The prompt of a stream cut before that chunk is not
+  known, so it is not counted.
 A choice whose generation takes several engine calls (`min_tokens` phases, forced tool calls)
 bills the prompt of its first call and the completion tokens of all of them, as the final usage
 does.
@@ -48,11 +53,27 @@ class MeteredClient:
 
     async def stream_chat(self, payload: dict) -> AsyncIterator[dict]:
         before = self._tally.completion.get(self._index, 0)  # earlier calls of this choice
+        if not getattr(self._client, "timings", True):
+            async for chunk in self._remote_stream_chat(payload, before):
+                yield chunk
+            return
         async for chunk in self._client.stream_chat({**payload, "timings_per_token": True}):
             timings = chunk.get("timings")
             if timings:
                 self._prompt(int(timings.get("prompt_n") or 0) + int(timings.get("cache_n") or 0))
                 self._tally.completion[self._index] = before + int(timings.get("predicted_n") or 0)
+            yield chunk
+
+    async def _remote_stream_chat(self, payload: dict, before: int) -> AsyncIterator[dict]:
+        counts, seen = self._tally.completion, 0
+        async for chunk in self._client.stream_chat(payload):
+            usage = chunk.get("usage")
+            if usage:  # exact, from the server
+                self._prompt(int(usage.get("prompt_tokens") or 0))
+                counts[self._index] = before + int(usage.get("completion_tokens") or 0)
+            elif any(_generated(c.get("delta") or {}) for c in chunk.get("choices") or ()):
+                seen += 1  # a lower bound: at least one token per chunk with generated text
+                counts[self._index] = before + seen
             yield chunk
 
     async def stream_completion(self, payload: dict) -> AsyncIterator[dict]:
@@ -75,3 +96,7 @@ class MeteredClient:
 
     async def tokenize(self, text: str) -> list[int]:
         return await self._client.tokenize(text)
+
+
+def _generated(delta: dict) -> bool:
+    return bool(delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls"))

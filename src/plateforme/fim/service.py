@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 
 from plateforme.chat.errors import ContextLengthExceeded
 from plateforme.chat.types import Choice, Completion, Delta, Usage
-from plateforme.engines.errors import EngineContextExceeded
-from plateforme.engines.pool import ModelWorker, WorkerPool
+from plateforme.engines.engine import Engine
+from plateforme.engines.errors import EngineContextExceeded, EngineUnsupported
+from plateforme.engines.pool import WorkerPool
 from plateforme.engines.token_tally import TokenTally
 from plateforme.engines.token_generation import Finished, generate, sampling_params
 from plateforme.fim.prompt import gguf_fim_prompt, mistral_fim_prompt, model_fim_tokens
@@ -23,8 +24,12 @@ class FIMService:
         self.registry = registry
         self.pool = pool
 
-    def _worker(self, model: str) -> ModelWorker:
-        return self.pool.get(self.registry.require(model).name)
+    def _worker(self, model: str) -> Engine:
+        worker = self.pool.get(self.registry.require(model).name)
+        if not worker.capabilities.token_prompts:  # FIM prompts are token ids the gateway builds
+            raise EngineUnsupported(worker.spec.name, worker.kind,
+                                    "fill-in-the-middle (generation from token ids)", param="model")
+        return worker
 
     async def stream(self, req: FIMRequest, tally: TokenTally | None = None) -> AsyncIterator[Delta | Usage]:
         """Deltas of the one choice, then its Usage. Checks (model, FIM support, capacity, context)

@@ -59,6 +59,10 @@ class FineTuningService:
             if body.get(unsupported):
                 raise FineTuningError(f"{unsupported} are not supported by this server", 400, unsupported)
         spec = self.registry.require(body["model"])
+        if not spec.local:
+            raise FineTuningError(f"model {spec.name!r} is served by engine {spec.engine!r}, which does not support "
+                                  "fine-tuning (its weights are on a remote server); fine-tune a model served by "
+                                  "engine 'llamacpp'", 400, "model")
         if spec.tokenizer:
             raise FineTuningError(f"model {spec.name!r} builds prompts with a Mistral tokenizer, which training "
                                   "does not support yet; fine-tune a model served with its GGUF chat template",

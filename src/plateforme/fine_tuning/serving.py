@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from plateforme.engines.adapter_host import AdapterHost
 from plateforme.engines.admission import Admission
+from plateforme.engines.engine import LLAMACPP_CAPABILITIES
 from plateforme.engines.lora_client import LoraClient
 from plateforme.fine_tuning.errors import FineTuningError
 from plateforme.fine_tuning.fine_tuned_models import FineTunedModels, ServedAdapter
@@ -27,6 +28,8 @@ class FineTuneTarget:
     admission: Admission
     host: AdapterHost
     served: ServedAdapter
+    kind = "llamacpp"  # fine-tunes are served by a llama.cpp adapter host
+    capabilities = LLAMACPP_CAPABILITIES
 
     def client(self) -> LoraClient:
         return LoraClient(self.host.client(), self.host.lora_field(self.served.adapter))

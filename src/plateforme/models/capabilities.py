@@ -1,5 +1,6 @@
 """What a served model can do, as shown on its model card."""
 
+from plateforme.engines.engine import capabilities_of
 from plateforme.fim.errors import FIMUnsupported
 from plateforme.fim.gguf_tokens import gguf_fim_tokens
 from plateforme.fim.prompt import mistral_fim_prompt
@@ -10,6 +11,8 @@ _FIM: dict[tuple[str, str, str | None], bool] = {}
 
 
 def _fim(spec: ModelSpec) -> bool:
+    if not capabilities_of(spec).token_prompts:  # FIM prompts are token ids the gateway builds
+        return False
     try:
         if spec.tokenizer:
             mistral_fim_prompt(spec, FIMRequest(model=spec.name, prompt="a", suffix="b"))

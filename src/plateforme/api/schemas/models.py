@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from plateforme.engines.engine import capabilities_of
 from plateforme.models.spec import ModelSpec
 from plateforme.storage.fine_tuning_tables import FineTunedModel
 
@@ -37,10 +38,15 @@ class BaseModelCard(BaseModel):
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, fim: bool) -> "BaseModelCard":
-        # Every model calls tools: through mistral-common's format, or grammar-constrained JSON.
-        # Fine-tuning trains on the GGUF chat template's rendering (not on mistral-common's).
-        capabilities = ModelCapabilities(function_calling=True, completion_fim=fim,
-                                         fine_tuning=spec.tokenizer is None)
+        # The card follows what the model's engine declares (engines/engine.py). On llama.cpp every
+        # model calls tools: through mistral-common's format, or grammar-constrained JSON; a remote
+        # server calls them itself, as its operator states. Fine-tuning trains LoRA adapters on the
+        # GGUF chat template's rendering (not on mistral-common's), served by a llama.cpp host.
+        engine = capabilities_of(spec)
+        capabilities = ModelCapabilities(completion_chat=engine.chat,
+                                         function_calling=engine.grammar or engine.server_tools,
+                                         completion_fim=fim and engine.token_prompts,
+                                         fine_tuning=engine.lora and spec.tokenizer is None)
         return cls(
             id=spec.name, created=spec.created, capabilities=capabilities, name=spec.name,
             description=spec.description, max_context_length=spec.context_length,

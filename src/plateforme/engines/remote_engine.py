@@ -1,0 +1,89 @@
+"""Engine `openai`: a remote OpenAI-compatible server that someone else runs (vLLM, llama.cpp's
+llama-server, SGLang, TGI, Ollama, another plateforme).
+
+The gateway neither starts nor restarts it: the engine is a client with an admission gate in
+front (`parallel` requests at once, `max_queue` waiting), and `/health` probes it with a one-token
+chat through the same client as requests. Only the OpenAI chat protocol is assumed of the server:
+no token-id prompts, no tokenizer endpoints, no llama.cpp grammar (engines/engine.py).
+"""
+
+import os
+from collections.abc import AsyncIterator
+
+from plateforme.engines.admission import Admission
+from plateforme.engines.engine import capabilities_of
+from plateforme.engines.errors import EngineUnavailable, EngineUnsupported
+from plateforme.engines.openai_client import OpenAIEngineClient
+from plateforme.engines.probe import WorkerProbe
+from plateforme.engines.supervisor import WorkerState, WorkerStatus
+from plateforme.models.spec import ModelSpec
+
+
+class RemoteEngineClient(OpenAIEngineClient):
+    """The OpenAI protocol only, every request naming the server's own model."""
+
+    timings = False  # a generic server streams no llama.cpp `timings`
+
+    def __init__(self, spec: ModelSpec, max_connections: int, timeout_s: float, api_key: str | None):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        super().__init__(spec.base_url.rstrip("/"), max_connections, timeout_s, chat_path="/chat/completions",
+                         label=f"the remote engine of model {spec.name!r} ({spec.base_url})", headers=headers)
+        self._model = spec.upstream_model or spec.name
+        self._spec = spec
+
+    async def chat(self, payload: dict, timeout: float | None = None) -> dict:
+        return await super().chat({**payload, "model": self._model}, timeout)
+
+    def stream_chat(self, payload: dict) -> AsyncIterator[dict]:
+        return super().stream_chat({**payload, "model": self._model})
+
+    def _unsupported(self, feature: str) -> EngineUnsupported:
+        return EngineUnsupported(self._spec.name, self._spec.engine, feature)
+
+    async def count_chat_prompt_tokens(self, messages: list[dict]) -> int:
+        raise self._unsupported("exact prompt token counts (tokenize / apply-template)")
+
+    async def tokenize(self, text: str) -> list[int]:
+        raise self._unsupported("tokenization")
+
+    def stream_completion(self, payload: dict) -> AsyncIterator[dict]:
+        raise self._unsupported("generation from token ids")
+
+
+class RemoteEngine:
+    kind = "openai"
+
+    def __init__(self, spec: ModelSpec, engine_timeout: float):
+        self.spec = spec
+        self.name = spec.name
+        self.capabilities = capabilities_of(spec)
+        self.admission = Admission(spec.name, spec.parallel, spec.max_queue)
+        self.probe = WorkerProbe(self)
+        self._timeout = spec.timeout_s or engine_timeout
+        self._client: RemoteEngineClient | None = None
+        self._api_key: str | None = None
+        self._config_error: str | None = None
+        if spec.api_key_env:
+            self._api_key = os.environ.get(spec.api_key_env) or None
+            if self._api_key is None:
+                self._config_error = (f"the API key of the remote engine of model {spec.name!r} is missing: "
+                                      f"environment variable {spec.api_key_env} (api_key_env) is not set")
+
+    def start(self) -> None:
+        """Nothing to start: the server is someone else's."""
+
+    def status(self) -> WorkerStatus:
+        """READY unless misconfigured: whether the server answers is the health probe's verdict."""
+        state = WorkerState.DOWN if self._config_error else WorkerState.READY
+        return WorkerStatus(state, None, 0, self._config_error)
+
+    def client(self) -> RemoteEngineClient:
+        if self._config_error:
+            raise EngineUnavailable(self._config_error, retry_after_s=30)
+        if self._client is None:
+            self._client = RemoteEngineClient(self.spec, self.admission.capacity + 4, self._timeout, self._api_key)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
