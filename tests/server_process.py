@@ -21,6 +21,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_http_healthy(url: str, proc: subprocess.Popen, timeout: float = 120, log: Path | None = None) -> None:
+    """Wait until `url`/health answers 200 (a bare llama.cpp server or worker started by a test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log is not None else ""
+            raise RuntimeError(f"{url} exited with {proc.returncode}: {tail}")
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not healthy after {timeout}s")
+
+
 def default_model_entry(**overrides) -> dict:
     """The packaged default model's config entry, with test overrides (slots, queue...)."""
     spec = ModelRegistry.from_file(None).get(DEFAULT_MODEL)

@@ -88,7 +88,7 @@ def test_a_request_for_n_choices_holds_n_slots(gate):
     stop = threading.Event()
 
     def wide_stream():
-        body = {"model": DEFAULT_MODEL, "messages": ASK, "max_tokens": 1000, "min_tokens": 1000, "n": 2,
+        body = {"model": DEFAULT_MODEL, "messages": ASK, "max_tokens": 3000, "min_tokens": 3000, "n": 2,
                 "stream": True}
         with httpx.stream("POST", f"{gate.url}/v1/chat/completions", json=body, headers=_bearer(key),
                           timeout=120) as r:
@@ -97,6 +97,7 @@ def test_a_request_for_n_choices_holds_n_slots(gate):
                 if stop.is_set():
                     break
 
+    port = _worker_port(gate)
     thread = threading.Thread(target=wide_stream)
     thread.start()
     try:
@@ -112,8 +113,12 @@ def test_a_request_for_n_choices_holds_n_slots(gate):
     finally:
         stop.set()
         thread.join(60)
+    # Served as soon as the two slots were free: both choices' engine generations stopped with
+    # the stream (otherwise the other request waits minutes behind 2 x 3000 tokens for nobody).
+    other.join(30)
+    assert answers == [200]
+    _wait_for(lambda: not _engine_busy(port), timeout=20, what="the engine's slots idle")
     other.join(300)
-    assert answers == [200]  # served once the two slots were free
 
 
 def test_a_client_that_leaves_a_non_streaming_request_stops_its_generation(gate):

@@ -21,7 +21,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gguf
@@ -29,7 +28,7 @@ import httpx
 import pytest
 import torch
 from gguf.quants import dequantize, quantize
-from server_process import free_port
+from server_process import free_port, wait_http_healthy
 from tiny_checkpoints import (ARCHS, LAYOUTS, SLIDING_WINDOW, make_checkpoint, reference_model,
                               tokenizer_vocab_size, write_tekken)
 
@@ -77,20 +76,6 @@ def _start_worker(gguf: str, quant: str, log: Path) -> tuple[subprocess.Popen, s
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _wait_ready(proc: subprocess.Popen, url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited {proc.returncode}: {proc.log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"worker at {url} not ready")
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """Every case imported and served at once (one worker each): {case: url}."""
@@ -109,7 +94,7 @@ def served(tmp_path_factory):
             procs.append(proc)
             served[(arch, layout, quant)] = (proc, url)
         for proc, url in served.values():
-            _wait_ready(proc, url)
+            wait_http_healthy(url, proc, 90, proc.log)
         yield {case: url for case, (_, url) in served.items()}
     finally:
         for proc in procs:
@@ -221,7 +206,7 @@ def test_sentencepiece_native_checkpoint(tmp_path):
     assert spec.tokenizer.endswith("tokenizer.model.v3")
     proc, url = _start_worker(spec.path, "f16", tmp_path / "worker.log")
     try:
-        _wait_ready(proc, url)
+        wait_http_healthy(url, proc, 90, proc.log)
         text = "Hello world, bonjour à tous! 12345 naïve\n\tcode() {x: [1, 2]}"
         expected = MistralTokenizer.from_file(spec.tokenizer).instruct_tokenizer.tokenizer.encode(
             text, bos=False, eos=False)

@@ -18,7 +18,7 @@ import openai
 import pytest
 from conftest import PARIS_MESSAGES
 from mistralai.client import Mistral
-from server_process import DEFAULT_MODEL, ServerProcess, default_model_entry, free_port
+from server_process import DEFAULT_MODEL, ServerProcess, default_model_entry, free_port, wait_http_healthy
 
 from plateforme.engines.remote_engine import RemoteEngineClient
 from plateforme.engines.token_tally import TokenTally
@@ -31,20 +31,6 @@ WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather of a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "London"]}},
                    "required": ["city"]}}}
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not healthy after {timeout}s")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +49,7 @@ def remotes(tmp_path_factory):
                          env={"PLATEFORME_API_KEY": NODE_KEY})
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(url, proc)
+        wait_http_healthy(url, proc)
         node.wait_healthy()
         yield url, node
     finally:

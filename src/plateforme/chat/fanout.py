@@ -36,4 +36,8 @@ async def merge(streams: list[AsyncIterator]) -> AsyncIterator:
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Cancelled once, each stream closes its engine connection (that is what stops the
+        # engine). `wait`, unlike `gather`, does not pass a cancellation of this task on to
+        # them: a caller cancelled over and over (anyio's cancel scopes) must not cut short
+        # their clean-up and leave the engine generating for nobody.
+        await asyncio.wait(tasks)
