@@ -15,7 +15,8 @@ import peft
 import pytest
 import torch
 from server_process import free_port
-from test_import_parity import EXACT_WORKER, TOKENIZER, TOP, _prompts, _wait_ready
+from server_process import wait_http_healthy
+from test_import_parity import EXACT_WORKER, TOKENIZER, TOP, _prompts
 from tiny_checkpoints import make_checkpoint, reference_model, tokenizer_vocab_size
 
 from plateforme.models.importer import import_checkpoint
@@ -61,7 +62,7 @@ def served(tmp_path_factory):
     proc.log = root / "worker.log"
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, url)
+        wait_http_healthy(url, proc, 90, proc.log)
         yield url, tuned, spec.path
     finally:
         proc.terminate()
