@@ -30,17 +30,12 @@ def tool_mode(req: ChatRequest) -> tuple[list[dict], bool]:
     return tools, choice in ("any", "required")
 
 
-def engine_payload(req: ChatRequest, default_temperature: float, max_tokens: int | None) -> dict:
-    """One engine request (choice 0; the caller varies the seed per choice).
-
-    Sampling follows Mistral's semantics: only temperature and top_p, so llama.cpp's own
-    extra samplers (top_k, min_p) are switched off.
-    """
+def sampling_fields(req: ChatRequest, default_temperature: float, max_tokens: int | None) -> dict:
+    """The OpenAI-protocol sampling fields of `req` (temperature, top_p, limits, penalties,
+    seed, log probabilities), as every engine takes them."""
     payload: dict = {
         "temperature": req.temperature if req.temperature is not None else default_temperature,
         "top_p": req.top_p if req.top_p is not None else 1.0,
-        "top_k": 0,
-        "min_p": 0.0,
     }
     optional = {
         "max_tokens": max_tokens,
@@ -53,6 +48,16 @@ def engine_payload(req: ChatRequest, default_temperature: float, max_tokens: int
     if req.logprobs:
         payload["logprobs"] = True
         payload["top_logprobs"] = req.top_logprobs or 0
+    return payload
+
+
+def engine_payload(req: ChatRequest, default_temperature: float, max_tokens: int | None) -> dict:
+    """One engine request (choice 0; the caller varies the seed per choice).
+
+    Sampling follows Mistral's semantics: only temperature and top_p, so llama.cpp's own
+    extra samplers (top_k, min_p) are switched off.
+    """
+    payload = {**sampling_fields(req, default_temperature, max_tokens), "top_k": 0, "min_p": 0.0}
     tools, must_call = tool_mode(req)
     messages = req.messages
     if tools:

@@ -6,7 +6,7 @@ take. What the server cannot be asked to do is refused with EngineUnsupported (H
 the engine and the feature), never silently dropped.
 """
 
-from plateforme.chat.engine_payload import tool_mode
+from plateforme.chat.engine_payload import sampling_fields, tool_mode
 from plateforme.chat.types import ChatRequest
 from plateforme.engines.engine import EngineCapabilities
 from plateforme.engines.errors import EngineUnsupported
@@ -37,22 +37,7 @@ def _tool_choice(choice: str | dict) -> str | dict:
 
 def remote_payload(req: ChatRequest, spec: ModelSpec) -> dict:
     """One server request (choice 0; the caller varies the seed per choice)."""
-    payload: dict = {
-        "messages": req.messages,
-        "temperature": req.temperature if req.temperature is not None else spec.default_temperature,
-        "top_p": req.top_p if req.top_p is not None else 1.0,
-    }
-    optional = {
-        "max_tokens": req.max_tokens,
-        "stop": req.stop or None,
-        "presence_penalty": req.presence_penalty,
-        "frequency_penalty": req.frequency_penalty,
-        "seed": req.seed,
-    }
-    payload.update({k: v for k, v in optional.items() if v is not None})
-    if req.logprobs:
-        payload["logprobs"] = True
-        payload["top_logprobs"] = req.top_logprobs or 0
+    payload = {"messages": req.messages, **sampling_fields(req, spec.default_temperature, req.max_tokens)}
     if req.tools:
         tool_mode(req)  # the same checks as elsewhere: schema depth, a named tool_choice that exists
         payload["tools"] = req.tools
