@@ -80,6 +80,10 @@ def test_abandoned_streams_are_billed_and_spend_the_budget(gate):
     used = _usage(gate, key)
     assert used["prompt_tokens"] > 0 and 2 * 25 <= used["completion_tokens"] < 2 * 400
     assert used["total_tokens"] >= 100
+    metrics = httpx.get(f"{gate.url}/metrics", headers=gate.headers, timeout=30).text
+    ended = [line for line in metrics.splitlines() if line.startswith("plateforme_generations_ended_total{")
+             and 'outcome="client_gone"' in line]
+    assert ended and float(ended[0].rsplit(" ", 1)[1]) >= 2  # counted as cut, not completed
 
 
 def test_a_request_for_n_choices_holds_n_slots(gate):
