@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from plateforme.api.disconnect import ClientDisconnected, unless_disconnected
 from plateforme.api.metering import UsageSettlement, admit_billable
-from plateforme.api.schemas.chat import AssistantMessageOut, ChatCompletionChoice, ChatCompletionResponse, UsageInfo
+from plateforme.api.completion_shapes import completion_response
 from plateforme.api.streaming import chat_sse
 
 # nginx's status for "the client closed the connection before the answer": nobody receives it.
@@ -57,15 +57,4 @@ async def serve_completion(request: Request, service, service_request, model: st
     await settlement.complete(result.usage)
     if capture is not None:
         capture.completed(result)  # written in the background
-    return ChatCompletionResponse(
-        id=completion_id, model=model, created=created,
-        choices=[
-            ChatCompletionChoice(
-                index=c.index, finish_reason=c.finish_reason,
-                message=AssistantMessageOut(content=c.content, tool_calls=c.tool_calls or None),
-                logprobs={"content": c.logprobs} if c.logprobs is not None else None)
-            for c in result.choices
-        ],
-        usage=UsageInfo(prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
-                        total_tokens=result.usage.total_tokens),
-    )
+    return completion_response(completion_id, model, created, result)

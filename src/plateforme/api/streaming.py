@@ -4,6 +4,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
+from plateforme.api.completion_shapes import chunk_choice
 from plateforme.api.errors import error_body
 from plateforme.api.metering import UsageSettlement
 from plateforme.chat.types import Delta, Usage
@@ -30,16 +31,7 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
 
     def chunk(delta: Delta) -> dict:
-        body: dict = {}
-        if delta.role:
-            body["role"] = delta.role
-        body["content"] = delta.content or ""
-        if delta.tool_calls:
-            body["tool_calls"] = delta.tool_calls
-        choice = {"index": delta.index, "delta": body, "finish_reason": delta.finish_reason}
-        if delta.logprobs:
-            choice["logprobs"] = {"content": delta.logprobs}
-        return {**head, "choices": [choice]}
+        return {**head, "choices": [chunk_choice(delta)]}
 
     held: list[dict] = []
     item: Delta | Usage | None = first
