@@ -23,6 +23,7 @@ from plateforme.fine_tuning.assembly import build_fine_tuning
 from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
 from plateforme.observability.install import install_observability
+from plateforme.pipeline.request_pipeline import RequestPipeline
 from plateforme.settings import Settings
 from plateforme.storage.blobs import open_blob_store
 from plateforme.storage.database import open_database
@@ -85,6 +86,8 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.fim = FIMService(registry, pool)
     install_error_handlers(app)
     install_observability(app)
+    app.state.pipeline = RequestPipeline(app.state.billing, app.state.traces, app.state.metrics,
+                                         {"chat": app.state.chat, "fim": app.state.fim})
     app.add_middleware(JSONBodyGuard)  # inside DefaultJSONContentType: sees the body's final content type
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,

@@ -13,6 +13,7 @@ from plateforme.engines.errors import EngineRejected, EngineUnavailable, EngineU
 from plateforme.fine_tuning.errors import FineTuningError
 from plateforme.models.registry import UnknownModel
 from plateforme.tenancy.errors import AccountError
+from plateforme.pipeline.guards import RequestRefused
 from plateforme.usage.limits import RateLimited
 
 log = logging.getLogger("plateforme.api")
@@ -93,6 +94,10 @@ async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
                           headers={"Retry-After": str(exc.retry_after_s)})
 
 
+async def _refused(_: Request, exc: RequestRefused) -> JSONResponse:
+    return error_response(403, f"Request blocked: {exc}.", "forbidden")
+
+
 async def _account(_: Request, exc: AccountError) -> JSONResponse:
     kind = {404: "not_found", 409: "conflict"}.get(exc.status, "invalid_request_error")
     return error_response(exc.status, str(exc), kind)
@@ -119,6 +124,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(EngineRejected, _rejected)
     app.add_exception_handler(EngineUnavailable, _unavailable)
     app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(RequestRefused, _refused)
     app.add_exception_handler(AccountError, _account)
     app.add_exception_handler(FineTuningError, _fine_tuning)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,10 +6,8 @@ from collections.abc import AsyncIterator
 
 from plateforme.api.completion_shapes import chunk_choice
 from plateforme.api.errors import error_body
-from plateforme.api.metering import UsageSettlement
 from plateforme.chat.types import Delta, Usage
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
-from plateforme.observability.metrics import observe_ttft
 
 log = logging.getLogger("plateforme.api")
 
@@ -18,15 +16,14 @@ def _event(payload: dict) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
-                   completion_id: str, model: str, created: int,
-                   settlement: UsageSettlement | None = None) -> AsyncIterator[str]:
+async def chat_sse(events: AsyncIterator[Delta | Usage], completion_id: str, model: str,
+                   created: int) -> AsyncIterator[str]:
     """Chunks with `finish_reason: null` until each choice's last; `usage` on the very last chunk.
 
     A choice's finishing chunk is held back until the usage is known, so the final chunk carries
     both. If generation fails mid-stream (the worker, or anything else) the client gets an error
     event (which both the mistralai and openai SDKs raise), never a silently truncated answer.
-    Whatever ends the stream, its tokens are billed once through `settlement`.
+    (`events` comes from the request pipeline, which bills it once whatever ends it.)
     """
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
 
@@ -34,17 +31,13 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
         return {**head, "choices": [chunk_choice(delta)]}
 
     held: list[dict] = []
-    item: Delta | Usage | None = first
-    first_token_pending = True  # time to first token: the first chunk with generated content
     try:
-        while item is not None:
+        async for item in events:
             if isinstance(item, Usage):
                 last = held.pop() if held else {**head, "choices": []}
                 for pending in held:
                     yield _event(pending)
                 held.clear()
-                if settlement is not None:  # recorded before the client sees the usage
-                    await settlement.complete(item)
                 last["usage"] = {"prompt_tokens": item.prompt_tokens,
                                  "completion_tokens": item.completion_tokens,
                                  "total_tokens": item.total_tokens}
@@ -52,27 +45,17 @@ async def chat_sse(first: Delta | Usage, events: AsyncIterator[Delta | Usage],
             elif item.finish_reason is not None:
                 held.append(chunk(item))
             else:
-                if first_token_pending and (item.content or item.tool_calls):
-                    first_token_pending = False
-                    observe_ttft(None, model)
                 yield _event(chunk(item))
-            item = await anext(events, None)
         yield "data: [DONE]\n\n"
     except (EngineUnavailable, EngineRejected) as exc:
         log.warning("stream %s failed: %s", completion_id, exc)
-        if settlement is not None:
-            settlement.cut("engine_failed")
         status = 503 if isinstance(exc, EngineUnavailable) else 400
         yield _error_event(status, f"generation failed: {exc}", "service_unavailable")
     except Exception as exc:  # anything else: said in the stream too, counted and logged
         log.exception("stream %s failed", completion_id)
-        if settlement is not None:
-            settlement.cut("failed")
         yield _error_event(500, f"generation failed: internal error ({type(exc).__name__}); "
                            "see the server log", "internal_error")
     finally:
-        if settlement is not None:
-            settlement.cut("client_gone")  # no-op when settled above
         await events.aclose()
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # Seconds: from a cached model list (milliseconds) to a long generation (minutes).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+PIPELINE_BUCKETS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 # Label of a request that matched no route (404 on an unknown path): raw paths never become labels.
 UNMATCHED_ROUTE = "<unmatched>"
 # Label of a model name the registry does not know (bounded cardinality).
@@ -88,6 +89,9 @@ class Metrics:
         self.generation_ends = Counter("plateforme_generations_ended", "Billable generations by how they "
                                        "ended: completed, client_gone, engine_failed, failed (an internal "
                                        "error).", ["model", "outcome"], registry=r)
+        self.pipeline = Histogram("plateforme_pipeline_seconds", "The request pipeline's own time per "
+                                  "generation, by stage (admit: limits, guards, capture switch; record: "
+                                  "usage write).", ["stage"], buckets=PIPELINE_BUCKETS, registry=r)
         if pool is not None:
             r.register(PoolCollector(pool))
 
@@ -126,6 +130,9 @@ class Metrics:
     def observe_generation_end(self, model: str, outcome: str) -> None:
         self.generation_ends.labels(self.model_label(model), outcome).inc()
 
+    def observe_pipeline(self, stage: str, seconds: float) -> None:
+        self.pipeline.labels(stage).observe(seconds)
+
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
@@ -161,10 +168,3 @@ def observe_ttft(where: Any, model: str, seconds: float | None = None) -> None:
             return
         seconds = time.perf_counter() - ctx.started
     metrics.observe_ttft(model, seconds)
-
-
-def observe_generation_end(where: Any, model: str, outcome: str) -> None:
-    """Count how one billable generation ended (completed, client_gone, engine_failed, failed)."""
-    metrics = metrics_of(where)
-    if metrics is not None:
-        metrics.observe_generation_end(model, outcome)

@@ -15,5 +15,4 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     if unsupported:
         raise APIError(400, f"{', '.join(unsupported)}: not supported by this server yet; "
                        "remove the field(s) from the request.", param=unsupported[0])
-    return await serve_completion(request, request.app.state.chat, body.to_chat_request(), body.model,
-                                  bool(body.stream), "chat", traced=body)
+    return await serve_completion(request, "chat", body.to_chat_request(), bool(body.stream), traced=body)

@@ -11,5 +11,4 @@ router = APIRouter()
 
 @router.post("/v1/fim/completions", response_model=ChatCompletionResponse, response_model_exclude_none=True)
 async def fim_completions(body: FIMCompletionRequest, request: Request):
-    return await serve_completion(request, request.app.state.fim, body.to_fim_request(), body.model,
-                                  bool(body.stream), "fim")
+    return await serve_completion(request, "fim", body.to_fim_request(), bool(body.stream))

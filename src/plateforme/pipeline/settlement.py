@@ -1,43 +1,24 @@
-"""Billable routes: check the caller's limits before the work, record its tokens exactly once after.
+"""A request's tokens, recorded exactly once whatever ends it.
 
-A request's tokens are billed whatever ends it: the engine's final usage when it completes, and
-otherwise what its TokenTally saw generated (the client left, the worker crashed, an unexpected
-error), so abandoning a stream can neither bypass the budget nor the tokens-per-minute limits.
+The engine's final usage when the request completes; otherwise what its TokenTally saw
+generated (the client left, the worker crashed, an unexpected error), so abandoning a stream can
+neither bypass the budget nor the tokens-per-minute limits.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request
-
 from plateforme.chat.errors import ContextLengthExceeded
 from plateforme.chat.types import Usage
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
 from plateforme.engines.token_tally import TokenTally
-from plateforme.observability.metrics import observe_generation_end, observe_tokens
-from plateforme.tenancy.principal import Principal
 
 log = logging.getLogger("plateforme.usage")
 _background: set[asyncio.Task] = set()  # usage writes of cut requests, kept alive until written
 
-
-async def admit_billable(request: Request) -> Principal:
-    """Raise RateLimited (answered 429 with Retry-After) when the caller is over a limit."""
-    who: Principal = request.state.principal
-    await request.app.state.billing.admit(who)
-    return who
-
-
-def usage_recorder(request: Request, model: str, route: str, request_id: str) -> Callable[[Usage], Awaitable[None]]:
-    who: Principal = request.state.principal
-    billing = request.app.state.billing
-
-    async def record(usage: Usage) -> None:
-        observe_tokens(request, model, usage.prompt_tokens, usage.completion_tokens)
-        await billing.record(who, model, route, request_id, usage.prompt_tokens, usage.completion_tokens)
-
-    return record
+# How a generation ended, as counted in plateforme_generations_ended_total{outcome}.
+OUTCOMES = ("completed", "client_gone", "engine_failed", "failed")
 
 
 def _written(task: asyncio.Task) -> None:
@@ -47,12 +28,16 @@ def _written(task: asyncio.Task) -> None:
 
 
 class UsageSettlement:
-    """The usage of one billable request, recorded once, however the request ends."""
+    """The usage of one billable request, recorded once, however the request ends.
 
-    def __init__(self, request: Request, model: str, route: str, request_id: str):
+    `record(usage)` writes it (limits windows, usage table, token metrics); `ended(outcome)`
+    counts how the generation ended.
+    """
+
+    def __init__(self, request_id: str, record: Callable[[Usage], Awaitable[None]],
+                 ended: Callable[[str], None]):
         self.tally = TokenTally()
-        self._record = usage_recorder(request, model, route, request_id)
-        self._request, self._model, self._id = request, model, request_id
+        self._id, self._record, self._ended = request_id, record, ended
         self.settled = False
 
     async def complete(self, usage: Usage) -> None:
@@ -60,7 +45,7 @@ class UsageSettlement:
         if self.settled:
             return
         self.settled = True
-        observe_generation_end(self._request, self._model, "completed")
+        self._ended("completed")
         await self._record(usage)
 
     def cut(self, outcome: str) -> None:
@@ -72,7 +57,7 @@ class UsageSettlement:
         prompt, completion = self.tally.totals()
         if not (prompt or completion):
             return  # the engine did nothing for it
-        observe_generation_end(self._request, self._model, outcome)
+        self._ended(outcome)
         log.info("request %s ended early (%s): billing %d prompt + %d completion tokens",
                  self._id, outcome, prompt, completion)
         task = asyncio.get_running_loop().create_task(self._record(Usage(prompt, completion)))
@@ -84,5 +69,27 @@ class UsageSettlement:
         if isinstance(exc, ContextLengthExceeded):
             self.settled = True
             return
-        self.cut("client_gone" if isinstance(exc, asyncio.CancelledError) else
+        self.cut("client_gone" if isinstance(exc, (asyncio.CancelledError, GeneratorExit)) else
                  "engine_failed" if isinstance(exc, (EngineUnavailable, EngineRejected)) else "failed")
+
+
+async def settled_stream(first, events, settlement: UsageSettlement, on_first_token: Callable[[], None]):
+    """`first` then the rest of `events`, settling the usage whatever ends the stream: the Usage
+    item (recorded before it is passed on), a failure, or the consumer closing it early."""
+    item = first
+    first_token_pending = True
+    try:
+        while item is not None:
+            if isinstance(item, Usage):
+                await settlement.complete(item)
+            elif first_token_pending and (item.content or item.tool_calls):
+                first_token_pending = False
+                on_first_token()
+            yield item
+            item = await anext(events, None)
+    except BaseException as exc:
+        settlement.failed(exc)
+        raise
+    finally:
+        settlement.cut("client_gone")  # no-op once settled
+        await events.aclose()
