@@ -1,6 +1,7 @@
 """Process-wide settings, read from `PLATEFORME_*` environment variables."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,9 +46,15 @@ class Settings(BaseSettings):
     body_min_rate: int = 1024
     # Seconds a request may wait for its first byte from a worker.
     engine_timeout: float = 600.0
+    # Where rate-limit windows are counted: "memory" (this process), "database" (shared by every
+    # replica on the database), or "auto": database on PostgreSQL, memory on SQLite.
+    limits_backend: Literal["auto", "memory", "database"] = "auto"
+    # Seconds between two re-reads of the fine-tuned models table (another replica's new, archived
+    # or deleted fine-tunes are served, or stop being served, within this delay).
+    fine_tunes_refresh_s: float = 5.0
     # Fine-tuning jobs trained at the same time by this gateway (each uses all `training_threads`).
     fine_tuning_max_jobs: int = 1
-    # Whether this gateway runs fine-tuning jobs; with several gateways on one database, let one do it.
+    # Whether this gateway runs fine-tuning jobs (several replicas may: each job is claimed by one).
     fine_tuning_runner: bool = True
     # CPU threads per training process (all cores when unset).
     training_threads: int | None = None

@@ -27,6 +27,10 @@ class FineTuningJob(Base):
     fine_tuned_model: Mapped[str | None] = mapped_column(String(250))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     modified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The runner (one per gateway data dir) that claimed the job, and until when the claim holds
+    # unless renewed: another runner takes an active job over only once its lease has expired.
+    runner_id: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class FineTuningEvent(Base):

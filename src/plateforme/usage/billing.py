@@ -11,13 +11,24 @@ from plateforme.storage.database import Database
 from plateforme.storage.tables import Workspace
 from plateforme.tenancy.accounts import Accounts
 from plateforme.tenancy.principal import Principal
+from plateforme.usage.database_counters import DatabaseCounters
 from plateforme.usage.limits import Limiter
 from plateforme.usage.meter import UsageMeter
 
-# Workspace limits are re-read this often; changes through the admin API apply at once
-# (`forget`), changes made by the CLI in another process within this delay.
+# Workspace limits are re-read this often; changes through the admin API apply at once on the
+# gateway that made them (`forget`), on other replicas and from the CLI within this delay.
 WORKSPACE_CACHE_SECONDS = 30.0
+# With shared counters (several replicas), a budget's spend is re-read this often.
+BUDGET_REFRESH_SECONDS = 5.0
+LIMITS_BACKENDS = ("auto", "memory", "database")
 log = logging.getLogger("plateforme.usage")
+
+
+def shared_limits(db: Database, backend: str) -> bool:
+    """Whether rate counters live in the database: `database`, or `auto` on PostgreSQL."""
+    if backend not in LIMITS_BACKENDS:
+        raise ValueError(f"PLATEFORME_LIMITS_BACKEND={backend!r}: expected one of {', '.join(LIMITS_BACKENDS)}")
+    return backend == "database" or (backend == "auto" and db.engine.dialect.name == "postgresql")
 
 
 def _report_refresh(workspace_id: str, done: asyncio.Future) -> None:
@@ -26,13 +37,24 @@ def _report_refresh(workspace_id: str, done: asyncio.Future) -> None:
                   "and the next request retries", workspace_id, done.exception())
 
 
+def _report_budget_refresh(workspace_id: str, done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("could not re-read the token budget spend of workspace %s (%s); the last one read "
+                  "still applies, and the next request retries", workspace_id, done.exception())
+
+
 class Billing:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, limits_backend: str = "auto"):
+        """`limits_backend` (PLATEFORME_LIMITS_BACKEND): `memory` (this process), `database` (shared by
+        the replicas on the database), or `auto`: database on PostgreSQL, memory otherwise."""
         self.meter = UsageMeter(db)
-        self.limiter = Limiter(self.meter.tokens_since)
+        shared = shared_limits(db, limits_backend)
+        self.limiter = Limiter(self.meter.tokens_since, counters=DatabaseCounters(db) if shared else None,
+                               budget_refresh_s=BUDGET_REFRESH_SECONDS if shared else None)
         self._accounts = Accounts(db)
         self._workspaces: dict[str, tuple[float, Workspace]] = {}
         self._loading: dict[str, asyncio.Future] = {}
+        self._budget_loading: dict[str, asyncio.Future] = {}
 
     def forget(self, workspace_id: str) -> None:
         """Drop the cached limits of a workspace (after an admin changed them)."""
@@ -63,15 +85,40 @@ class Billing:
             self._load(workspace_id).add_done_callback(functools.partial(_report_refresh, workspace_id))
         return cached[1]
 
+    def _refresh_budget(self, workspace: Workspace) -> None:
+        """Re-read the spend in the background (one read per workspace at a time)."""
+        if workspace.id in self._budget_loading:
+            return
+        task = asyncio.ensure_future(run_in_threadpool(self.limiter.load_budget, workspace))
+        self._budget_loading[workspace.id] = task
+        task.add_done_callback(lambda _: self._budget_loading.pop(workspace.id, None))
+        task.add_done_callback(functools.partial(_report_budget_refresh, workspace.id))
+
     async def admit(self, who: Principal) -> None:
-        """Raise limits.RateLimited when `who` is over a request, token or budget limit."""
+        """Raise limits.RateLimited when `who` is over a request, token or budget limit; otherwise
+        count the request (in the database with shared counters: one round trip, in the thread pool)."""
         workspace = await self._workspace(who.workspace_id)
-        if workspace.token_budget is not None and self.limiter.needs_budget(workspace):
-            await run_in_threadpool(self.limiter.load_budget, workspace)
-        self.limiter.check(who, workspace)
+        if workspace.token_budget is not None:
+            if self.limiter.needs_budget(workspace):
+                await run_in_threadpool(self.limiter.load_budget, workspace)
+            elif self.limiter.budgets.stale(workspace):
+                self._refresh_budget(workspace)
+        if self.limiter.blocking:
+            await run_in_threadpool(self.limiter.check, who, workspace)
+        else:
+            self.limiter.check(who, workspace)
+
+    def _record(self, who: Principal, model: str, route: str, request_id: str, prompt_tokens: int,
+                completion_tokens: int) -> None:
+        self.meter.record(who, model, route, request_id, prompt_tokens, completion_tokens)
+        self.limiter.add_tokens(who, prompt_tokens + completion_tokens)
 
     async def record(self, who: Principal, model: str, route: str, request_id: str, prompt_tokens: int,
                      completion_tokens: int) -> None:
+        if self.limiter.blocking:  # the usage row, then the shared counters: one trip to the thread pool
+            await run_in_threadpool(self._record, who, model, route, request_id, prompt_tokens,
+                                    completion_tokens)
+            return
         self.limiter.add_tokens(who, prompt_tokens + completion_tokens)
         await run_in_threadpool(self.meter.record, who, model, route, request_id, prompt_tokens,
                                 completion_tokens)
