@@ -36,6 +36,7 @@ test: $(TEST_STAMP)
 
 bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_chat.py
+	$(BIN)/python benchmarks/bench_remote_engine.py
 	$(BIN)/python benchmarks/bench_finetune.py
 	$(BIN)/python benchmarks/bench_finetune_memory.py
 

@@ -8,6 +8,32 @@ import httpx
 from plateforme.engines.errors import EngineContextExceeded, EngineRejected, EngineUnavailable
 
 
+class EngineServerFailed(EngineUnavailable):
+    """The server itself failed, not the request: unreachable, connection lost, timed out, or a
+    gateway status (502/503/504). An engine with several endpoints takes that endpoint out of
+    rotation and may retry elsewhere (engines/endpoint_set.py); `timed_out`: the request's time
+    was spent, so it is not retried."""
+
+    def __init__(self, message: str, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+# Statuses that say the server (or a proxy in front of it) cannot serve now, whatever the request.
+SERVER_DOWN_STATUSES = (502, 503, 504)
+
+
+def _transport_error(label: str, exc: httpx.HTTPError, what: str) -> EngineUnavailable:
+    """The error of a request that `exc` stopped; `what` says how far it got."""
+    if isinstance(exc, httpx.PoolTimeout):  # every connection of this gateway busy: not the server's fault
+        return EngineUnavailable(f"{label}: no free connection ({exc!r})")
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return EngineServerFailed(f"{label} unreachable: {exc!r}")
+    if isinstance(exc, httpx.TimeoutException):
+        return EngineServerFailed(f"{label} timed out: {exc!r}", timed_out=True)
+    return EngineServerFailed(f"{label} {what}: {exc!r}")
+
+
 def _engine_error(response: httpx.Response) -> dict:
     try:
         body = response.json()
@@ -47,7 +73,7 @@ class OpenAIEngineClient:
         try:
             response = await self._http.post(path, json=payload, **kwargs)
         except httpx.HTTPError as exc:
-            raise EngineUnavailable(f"{self.label} unreachable: {exc!r}") from exc
+            raise _transport_error(self.label, exc, "connection lost") from exc
         self._raise_for_status(response)
         return response.json()
 
@@ -63,6 +89,8 @@ class OpenAIEngineClient:
                                     f"{message}); check the API key configured for it")
         if response.status_code in (400, 422):
             raise EngineRejected(message)
+        if response.status_code in SERVER_DOWN_STATUSES:
+            raise EngineServerFailed(f"{self.label} answered {response.status_code}: {message}")
         raise EngineUnavailable(f"{self.label} answered {response.status_code}: {message}")
 
     async def count_chat_prompt_tokens(self, messages: list[dict]) -> int:
@@ -116,8 +144,6 @@ class OpenAIEngineClient:
                         finished = True
                         break
                 if not finished:
-                    raise EngineUnavailable(f"{self.label} closed the stream before it finished")
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
-            raise EngineUnavailable(f"{self.label} unreachable: {exc!r}") from exc
+                    raise EngineServerFailed(f"{self.label} closed the stream before it finished")
         except httpx.HTTPError as exc:
-            raise EngineUnavailable(f"{self.label} connection lost: {exc!r}") from exc
+            raise _transport_error(self.label, exc, "connection lost") from exc

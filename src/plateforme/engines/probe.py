@@ -83,7 +83,16 @@ class WorkerProbe:
 
 
 async def probe_worker(worker, timeout_s: float, cache_s: float) -> dict:
-    """The health report of `worker` (a ModelWorker or an AdapterHost), with its admin details."""
+    """The health report of `worker` (an engine or an AdapterHost), with its admin details: an
+    engine with endpoints (engine openai) adds each endpoint's state."""
+    report = await _probe_report(worker, timeout_s, cache_s)
+    endpoint_reports = getattr(worker, "endpoint_reports", None)
+    if endpoint_reports is not None:
+        report["endpoints"] = endpoint_reports()
+    return report
+
+
+async def _probe_report(worker, timeout_s: float, cache_s: float) -> dict:
     status = worker.status()
     report = {
         "model": worker.name,

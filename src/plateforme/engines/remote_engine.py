@@ -2,15 +2,20 @@
 llama-server, SGLang, TGI, Ollama, another plateforme).
 
 The gateway neither starts nor restarts it: the engine is a client with an admission gate in
-front (`parallel` requests at once, `max_queue` waiting), and `/health` probes it with a one-token
-chat through the same client as requests. Only the OpenAI chat protocol is assumed of the server:
+front (`parallel` requests at once, `max_queue` waiting, for all its endpoints together), and
+`/health` probes it with a one-token chat through the same client as requests. A model declared
+with `endpoints` (replicas of one deployment) spreads its requests over them
+(engines/endpoint_set.py); `base_url` is a set of one. Only the OpenAI chat protocol is assumed of the server:
 no token-id prompts, no tokenizer endpoints, no llama.cpp grammar (engines/engine.py).
 """
 
 import os
 from collections.abc import AsyncIterator
 
+import httpx
+
 from plateforme.engines.admission import Admission
+from plateforme.engines.endpoint_set import Endpoint, EndpointSet
 from plateforme.engines.engine import capabilities_of
 from plateforme.engines.errors import EngineUnavailable, EngineUnsupported
 from plateforme.engines.openai_client import OpenAIEngineClient
@@ -19,23 +24,45 @@ from plateforme.engines.supervisor import WorkerState, WorkerStatus
 from plateforme.models.spec import ModelSpec
 
 
-class RemoteEngineClient(OpenAIEngineClient):
-    """The OpenAI protocol only, every request naming the server's own model."""
+class RemoteEndpointClient(OpenAIEngineClient):
+    """The OpenAI protocol to one base URL of a remote server."""
 
     timings = False  # a generic server streams no llama.cpp `timings`
 
-    def __init__(self, spec: ModelSpec, max_connections: int, timeout_s: float, api_key: str | None):
+    def __init__(self, model: str, url: str, max_connections: int, timeout_s: float, api_key: str | None):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-        super().__init__(spec.base_url.rstrip("/"), max_connections, timeout_s, chat_path="/chat/completions",
-                         label=f"the remote engine of model {spec.name!r} ({spec.base_url})", headers=headers)
+        super().__init__(url.rstrip("/"), max_connections, timeout_s, chat_path="/chat/completions",
+                         label=f"the remote engine of model {model!r} ({url})", headers=headers)
+
+    async def probe(self, timeout_s: float) -> None:
+        """Whether the server answers, cheaply: `GET /models` with this gateway's key; else EngineUnavailable."""
+        try:
+            response = await self._http.get("/models", timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            raise EngineUnavailable(f"{self.label} unreachable: {exc!r}") from exc
+        self._raise_for_status(response)
+
+
+class RemoteEngineClient:
+    """The OpenAI protocol only, every request naming the server's own model, over the model's
+    endpoints (engines/endpoint_set.py: least in flight, failover, probes)."""
+
+    timings = False
+
+    def __init__(self, spec: ModelSpec, max_connections: int, timeout_s: float, api_key: str | None,
+                 **probe_options):
+        self.endpoints = EndpointSet(spec.name, [
+            Endpoint(url, RemoteEndpointClient(spec.name, url, max_connections, timeout_s, api_key))
+            for url in spec.urls], **probe_options)
+        self.base_url = ", ".join(spec.urls)
         self._model = spec.upstream_model or spec.name
         self._spec = spec
 
     async def chat(self, payload: dict, timeout: float | None = None) -> dict:
-        return await super().chat({**payload, "model": self._model}, timeout)
+        return await self.endpoints.chat({**payload, "model": self._model}, timeout)
 
     def stream_chat(self, payload: dict) -> AsyncIterator[dict]:
-        return super().stream_chat({**payload, "model": self._model})
+        return self.endpoints.stream_chat({**payload, "model": self._model})
 
     def _unsupported(self, feature: str) -> EngineUnsupported:
         return EngineUnsupported(self._spec.name, self._spec.engine, feature)
@@ -48,6 +75,9 @@ class RemoteEngineClient(OpenAIEngineClient):
 
     def stream_completion(self, payload: dict) -> AsyncIterator[dict]:
         raise self._unsupported("generation from token ids")
+
+    async def close(self) -> None:
+        await self.endpoints.close()
 
 
 class RemoteEngine:
@@ -83,6 +113,13 @@ class RemoteEngine:
         if self._client is None:
             self._client = RemoteEngineClient(self.spec, self.admission.capacity + 4, self._timeout, self._api_key)
         return self._client
+
+    def endpoint_reports(self) -> list[dict]:
+        """Each endpoint's state (URL, healthy, in flight, last error), for admin callers of /health."""
+        if self._client is None:
+            return [{"url": url, "healthy": True, "in_flight": 0, "requests": 0, "failures": 0}
+                    for url in self.spec.urls]
+        return self._client.endpoints.report()
 
     async def close(self) -> None:
         if self._client is not None:

@@ -1,0 +1,103 @@
+"""Engine `openai`: plateforme in front of a remote llama.cpp server, against that server alone.
+
+One standalone llama.cpp server (the worker module run by hand, requiring an API key, like a
+llama-server someone else runs), measured in the same run (a) directly and (b) through
+`plateforme serve` whose only model is that server (`engine: openai`). For 1, 4 and 16
+concurrent streams: aggregate output tokens/s (ratio, target >= 0.95) and the time to first
+token that the gateway adds (p50, target <= 10 ms), the two sides alternating round by round so
+machine noise hits both alike. Prints a table and writes JSON to benchmarks/results/.
+
+    python benchmarks/bench_remote_engine.py [--concurrency 1 4 16] [--rounds 3] [--max-tokens 128]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import yaml
+from bench_chat import BENCH_KEY, RESULTS, measure, start, summarise, wait_healthy
+
+from plateforme.engines.supervisor import free_loopback_port
+from plateforme.models.registry import ModelRegistry
+
+REMOTE_MODEL = "remote-bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    args = parser.parse_args()
+
+    spec = ModelRegistry.from_file(None).specs[0]
+    weights = str(spec.weights_path())
+    server_port, platform_port = free_loopback_port(), free_loopback_port()
+    server_url, platform_url = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{platform_port}"
+    print(f"model {spec.name}: {spec.parallel} slots x {spec.context_length} tokens, {os.cpu_count()} CPUs; "
+          "starting a standalone llama.cpp server and plateforme in front of it...", flush=True)
+    # The same key on both sides: the server requires it, the gateway requires it of its callers
+    # (static key) and sends it to the server (api_key_env).
+    server = start([sys.executable, "-m", "plateforme.engines.llamacpp_worker", "--model", weights,
+                    "--port", str(server_port), "--context-length", str(spec.context_length),
+                    "--parallel", str(spec.parallel), "--api-key", BENCH_KEY])
+    data_dir = tempfile.mkdtemp(prefix="plateforme-bench-remote-")
+    config = os.path.join(data_dir, "models.yaml")
+    with open(config, "w") as f:
+        yaml.safe_dump({"models": [{
+            "name": REMOTE_MODEL, "engine": "openai", "base_url": f"{server_url}/v1", "api_key_env": "BENCH_REMOTE_KEY",
+            "upstream_model": spec.name, "context_length": spec.context_length, "parallel": spec.parallel,
+            "max_queue": spec.max_queue}]}, f)
+    gateway = start([sys.executable, "-m", "plateforme.cli", "serve", "--port", str(platform_port), "--config", config],
+                    env={"PLATEFORME_LOG_LEVEL": "warning", "PLATEFORME_API_KEY": BENCH_KEY,
+                         "BENCH_REMOTE_KEY": BENCH_KEY, "PLATEFORME_DATA_DIR": data_dir})
+    sides = {"server": (server_url, spec.name), "plateforme": (platform_url, REMOTE_MODEL)}
+    try:
+        wait_healthy(server_url, server)
+        wait_healthy(platform_url, gateway)
+        for url, model in sides.values():  # warm-up: first requests pay one-off costs
+            asyncio.run(measure(url, model, 2, 16))
+        rows = []
+        for concurrency in args.concurrency:
+            runs: dict[str, list[dict]] = {"server": [], "plateforme": []}
+            for round_ in range(args.rounds):
+                order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+                for side in order:
+                    runs[side].append(asyncio.run(measure(*sides[side], concurrency, args.max_tokens)))
+            row = {"concurrency": concurrency, **{side: summarise(r) for side, r in runs.items()}}
+            row["tok_s_ratio"] = row["plateforme"]["tok_s"] / row["server"]["tok_s"]
+            row["ttft_added_ms"] = row["plateforme"]["ttft_p50_ms"] - row["server"]["ttft_p50_ms"]
+            rows.append(row)
+            print(f"  {concurrency:>2} streams: server {row['server']['tok_s']:.1f} tok/s, "
+                  f"plateforme {row['plateforme']['tok_s']:.1f} tok/s", flush=True)
+    finally:
+        for proc in (gateway, server):
+            proc.terminate()
+            proc.wait(30)
+
+    print(f"\n{'streams':>7} | {'server tok/s':>12} {'plateforme tok/s':>16} {'ratio':>6} | "
+          f"{'server TTFT p50':>15} {'plateforme TTFT p50':>19} {'added':>8}")
+    for row in rows:
+        s, p = row["server"], row["plateforme"]
+        print(f"{row['concurrency']:>7} | {s['tok_s']:>12.1f} {p['tok_s']:>16.1f} {row['tok_s_ratio']:>5.2f}x | "
+              f"{s['ttft_p50_ms']:>12.1f} ms {p['ttft_p50_ms']:>16.1f} ms {row['ttft_added_ms']:>+5.1f} ms")
+    targets_met = all(r["tok_s_ratio"] >= 0.95 and r["ttft_added_ms"] <= 10 for r in rows)
+    print(f"targets (ratio >= 0.95, added TTFT p50 <= 10 ms): {'met' if targets_met else 'NOT met'}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench_remote_engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({
+        "model": spec.name, "weights": weights, "slots": spec.parallel, "context_length": spec.context_length,
+        "max_tokens": args.max_tokens, "rounds": args.rounds, "cpus": os.cpu_count(),
+        "machine": platform.platform(), "targets": {"tok_s_ratio": 0.95, "ttft_added_ms": 10},
+        "targets_met": targets_met, "rows": rows,
+    }, indent=2))
+    print(f"\nsaved {out}")
+
+
+if __name__ == "__main__":
+    main()
