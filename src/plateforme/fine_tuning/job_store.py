@@ -1,9 +1,14 @@
-"""Jobs, events and checkpoints in the database; every status change is one transaction with its event."""
+"""Jobs, events and checkpoints in the database; every status change is one transaction with its event.
+
+Several runners (one per gateway replica) share the jobs: a runner claims a queued job with the
+compare-and-set move that starts it, holding a lease it renews while the job is active; another
+runner takes an active job over only once that lease has expired (`take_over`).
+"""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from plateforme.fine_tuning import statuses
 from plateforme.fine_tuning.errors import JobNotFound
@@ -99,6 +104,50 @@ class JobStore:
                                   created_at=now))
             s.commit()
         return True
+
+    def _orphaned(self, runner_id: str, now: datetime):
+        """Active jobs no live runner holds: never claimed, lease expired, or `runner_id`'s own
+        (a runner's id stays the same across restarts of its gateway)."""
+        return (FineTuningJob.status.in_(statuses.ACTIVE)
+                & or_(FineTuningJob.runner_id.is_(None), FineTuningJob.runner_id == runner_id,
+                      FineTuningJob.lease_until.is_(None), FineTuningJob.lease_until < now))
+
+    def orphans(self, runner_id: str) -> list[FineTuningJob]:
+        """Active jobs `runner_id` may take over (its own included: leave out those it runs)."""
+        with self.db.session() as s:
+            return list(s.scalars(select(FineTuningJob).where(self._orphaned(runner_id, utcnow()))
+                                  .order_by(FineTuningJob.created_at, FineTuningJob.id)).all())
+
+    def take_over(self, job_id: str, runner_id: str, lease_s: float) -> FineTuningJob | None:
+        """Claim an orphaned active job for `runner_id` (compare-and-set: one runner wins); None when
+        another runner holds it, or it is no longer active."""
+        now = utcnow()
+        with self.db.session() as s:
+            result = s.execute(update(FineTuningJob)
+                               .where(FineTuningJob.id == job_id, self._orphaned(runner_id, now))
+                               .values(runner_id=runner_id, lease_until=now + timedelta(seconds=lease_s)))
+            s.commit()
+            if result.rowcount != 1:
+                return None
+        return self.get(None, job_id)
+
+    def renew(self, runner_id: str, job_ids: list[str], lease_s: float) -> set[str]:
+        """Extend `runner_id`'s leases on `job_ids`; the ids it still holds (a job taken over by
+        another runner after this one stalled past its lease is not among them)."""
+        if not job_ids:
+            return set()
+        with self.db.session() as s:
+            s.execute(update(FineTuningJob)
+                      .where(FineTuningJob.id.in_(job_ids), FineTuningJob.runner_id == runner_id)
+                      .values(lease_until=utcnow() + timedelta(seconds=lease_s)))
+            s.commit()
+            return set(s.scalars(select(FineTuningJob.id).where(FineTuningJob.id.in_(job_ids),
+                                                                FineTuningJob.runner_id == runner_id)).all())
+
+    @staticmethod
+    def lease(runner_id: str, lease_s: float) -> dict:
+        """The fields that claim a job for `runner_id`, to pass to `move`."""
+        return {"runner_id": runner_id, "lease_until": utcnow() + timedelta(seconds=lease_s)}
 
     def set_fields(self, job_id: str, **fields) -> None:
         with self.db.session() as s:

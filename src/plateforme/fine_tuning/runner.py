@@ -1,10 +1,13 @@
 """The job runner: takes queued jobs (oldest first, a few at a time), watches for cancellation,
-and after a restart resumes what was running.
+and takes over the active jobs whose runner is gone (its own, after a restart, at once).
 
-Jobs run in trainer processes, never on the gateway's event loop. A job RUNNING when the platform
-stopped continues from its last checkpoint (the trainer resumes from its work directory); one
-that was validating is validated again; a requested cancellation is completed.
-One runner per database: on extra gateway nodes set PLATEFORME_FINE_TUNING_RUNNER=false.
+Jobs run in trainer processes, never on the gateway's event loop. Several gateway replicas may
+each run a runner on one database: a queued job is claimed by exactly one of them (the
+compare-and-set move that starts it also records the runner and a lease of LEASE_S seconds,
+renewed every POLL_S while the job is active). A job whose lease expired (its gateway stopped) is
+taken over by another runner: a validating job is queued again, a requested cancellation is
+completed, and a running job resumes from its last checkpoint where its working directory is
+(the same data dir: the runner id is kept in it), and fails with that reason elsewhere.
 """
 
 import asyncio
@@ -13,18 +16,21 @@ import logging
 from plateforme.fine_tuning import statuses as st
 from plateforme.fine_tuning.job_execution import JobExecution
 from plateforme.fine_tuning.job_store import JobStore
-from plateforme.fine_tuning.workdir import job_paths
+from plateforme.fine_tuning.workdir import job_paths, runner_id
 
 log = logging.getLogger("plateforme.fine_tuning")
 POLL_S = 2.0
+LEASE_S = 30.0
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, make_execution, max_jobs: int, data_dir):
+    def __init__(self, store: JobStore, make_execution, max_jobs: int, data_dir, lease_s: float = LEASE_S):
         self.store = store
         self._make_execution = make_execution  # job -> JobExecution
         self.max_jobs = max_jobs
         self.data_dir = data_dir
+        self.id = runner_id(data_dir)
+        self.lease_s = lease_s
         self.active: dict[str, JobExecution] = {}
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -54,11 +60,9 @@ class JobRunner:
             execution.process.signal()
 
     async def _loop(self) -> None:
-        await asyncio.to_thread(self._recover)
         while True:
             try:
-                await self._take_jobs()
-                await self._watch_cancellations()
+                await self.schedule()
             except Exception:
                 log.exception("fine-tuning runner: error while scheduling (retrying)")
             try:
@@ -67,34 +71,58 @@ class JobRunner:
                 pass
             self._wake.clear()
 
-    def _recover(self) -> None:
-        for job in self.store.with_status(*st.ACTIVE):
+    async def schedule(self) -> None:
+        """One round: renew the leases of the jobs run here, take over orphans, take queued jobs,
+        stop the trainers of cancelled jobs."""
+        await self._renew()
+        await self._recover()
+        await self._take_jobs()
+        await self._watch_cancellations()
+
+    async def _renew(self) -> None:
+        held = await asyncio.to_thread(self.store.renew, self.id, list(self.active), self.lease_s)
+        for job_id, execution in list(self.active.items()):
+            if job_id not in held:  # this runner stalled past its lease and another one took the job
+                log.warning("fine-tuning job %s was taken over by another runner; stopping its trainer here", job_id)
+                execution.closing = True
+                if execution.process is not None:
+                    await execution.process.stop()
+
+    async def _recover(self) -> None:
+        for job in await asyncio.to_thread(self.store.orphans, self.id):
+            if job.id in self.active:
+                continue
+            resumable = job.status == st.RUNNING and job_paths(self.data_dir, job.id).train.exists()
+            if resumable and len(self.active) >= self.max_jobs:
+                continue  # left for a runner with room (or this one, later)
+            job = await asyncio.to_thread(self.store.take_over, job.id, self.id, self.lease_s)
+            if job is None:
+                continue  # another runner was quicker
             if job.status == st.CANCELLATION_REQUESTED:
-                self.store.move(job.id, st.CANCELLED, data={"reason": "cancelled while the platform was down"})
+                await asyncio.to_thread(self.store.move, job.id, st.CANCELLED, None,
+                                        {"reason": "cancelled while its runner was down"})
             elif job.status == st.VALIDATING:
-                self.store.move(job.id, st.QUEUED, data={"reason": "the platform restarted during validation"})
-            elif not job_paths(self.data_dir, job.id).train.exists():
-                self.store.move(job.id, st.FAILED, data={
-                    "error": "the platform restarted and this job's working directory is gone; "
-                             "create the job again"})
-        # RUNNING jobs with a working directory are picked up by _take_jobs and resume there.
+                await asyncio.to_thread(self.store.move, job.id, st.QUEUED, None,
+                                        {"reason": "its runner stopped during validation"})
+            elif job.status == st.RUNNING and not job_paths(self.data_dir, job.id).train.exists():
+                await asyncio.to_thread(self.store.move, job.id, st.FAILED, None, {
+                    "error": "the gateway that ran this job stopped and its working directory is gone "
+                             "(or on another node's data dir); create the job again"})
+            elif job.status == st.RUNNING:
+                self._launch(job)  # resumes from its last checkpoint
 
     async def _take_jobs(self) -> None:
         if len(self.active) >= self.max_jobs:
             return
-        running = [j for j in await asyncio.to_thread(self.store.with_status, st.RUNNING)
-                   if j.id not in self.active]
-        queued = await asyncio.to_thread(self.store.with_status, st.QUEUED)
-        for job in running + queued:
+        for job in await asyncio.to_thread(self.store.with_status, st.QUEUED):
             if len(self.active) >= self.max_jobs:
                 return
-            if job.status == st.QUEUED:
-                # Validated jobs (started by hand) train at once; others are validated first.
-                new = st.RUNNING if job.job_metadata is not None else st.VALIDATING
-                if not await asyncio.to_thread(self.store.move, job.id, new, {st.QUEUED}):
-                    continue  # another node took it
-                job = await asyncio.to_thread(self.store.get, None, job.id)
-            self._launch(job)
+            # Validated jobs (started by hand) train at once; others are validated first.
+            new = st.RUNNING if job.job_metadata is not None else st.VALIDATING
+            if not await asyncio.to_thread(self.store.move, job.id, new, {st.QUEUED},
+                                           **self.store.lease(self.id, self.lease_s)):
+                continue  # another runner took it
+            self._launch(await asyncio.to_thread(self.store.get, None, job.id))
 
     def _launch(self, job) -> None:
         execution = self._make_execution(job)
