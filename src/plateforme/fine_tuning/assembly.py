@@ -33,9 +33,13 @@ class FineTuning:
         # Fine-tunes come up beside the base models; until then their requests get 503 + Retry-After
         # (and /health reports their hosts as starting).
         self.serving.expect()
-        self._serving_start = asyncio.create_task(self.serving.start(), name="fine-tunes:start")
+        self._serving_start = asyncio.create_task(self._serve(), name="fine-tunes:start")
         if self.run_jobs:
             self.runner.start()
+
+    async def _serve(self) -> None:
+        await self.serving.start()
+        await self.serving.watch()  # other replicas' new, archived and deleted fine-tunes
 
     async def close(self) -> None:
         self._serving_start.cancel()
@@ -51,9 +55,9 @@ def build_fine_tuning(settings: Settings, db: Database, files: FileService, regi
                           cache_dir=Path(settings.training_cache_dir or data_dir / "fine_tuning" / "cache"),
                           threads=settings.training_threads, processes=settings.training_processes)
     store = JobStore(db)
-    models = FineTunedModels(db, data_dir)
+    models = FineTunedModels(db, data_dir, files.blobs)  # adapters shared through the blob store
     serving = FineTuneServing(registry, models, settings.worker_start_timeout, settings.engine_timeout,
-                              pool.adapter_hosts if pool is not None else None)
+                              pool.adapter_hosts if pool is not None else None, settings.fine_tunes_refresh_s)
 
     def execution(job) -> JobExecution:
         return JobExecution(job, store, files, registry, models, serving, setup)

@@ -1,9 +1,13 @@
-"""Fine-tuned models: rows in the database, their LoRA adapters on disk, and a cache for lookups.
+"""Fine-tuned models: rows in the database, their LoRA adapters, and a cache for lookups.
 
 A fine-tuned model belongs to one workspace; other workspaces neither see nor use it. Its
-adapter (GGUF) lives in <data_dir>/fine_tuning/adapters/, the base model's weights are shared.
+adapter (GGUF, a few MB) is kept in the blob store (the platform's files store: a directory or
+S3) under its path, `fine_tuning/adapters/<job id>.gguf`, and in <data_dir>/ at that same path, the
+local copy llama.cpp loads: a replica that did not train it fetches it from the blob store
+before serving it. The base model's weights are shared.
 """
 
+import logging
 import os
 import shutil
 import threading
@@ -15,6 +19,7 @@ from sqlalchemy import select
 
 from plateforme.fine_tuning.errors import FineTunedModelNotFound
 from plateforme.fine_tuning.workdir import adapters_dir
+from plateforme.storage.blobs import BlobStore
 from plateforme.storage.database import Database
 from plateforme.storage.fine_tuning_tables import FineTunedModel
 from plateforme.tenancy.ids import utcnow
@@ -25,6 +30,7 @@ PREFIX = "ft:"
 # shows up after at most this long.
 UNKNOWN_FOR_S = 5.0
 UNKNOWN_KEPT = 10_000
+log = logging.getLogger("plateforme.fine_tuning")
 
 
 def fine_tuned_model_id(base: str, suffix: str | None, job_id: str) -> str:
@@ -37,30 +43,53 @@ class ServedAdapter:
     model_id: str
     workspace_id: str
     root: str
-    adapter: Path
+    adapter: Path  # the local copy
     archived: bool
+    blob_key: str = ""  # the adapter in the blob store
 
 
 class FineTunedModels:
-    def __init__(self, db: Database, data_dir: Path):
+    def __init__(self, db: Database, data_dir: Path, blobs: BlobStore | None = None):
+        """`blobs`: where adapters are shared between replicas (None: this data dir only)."""
         self.db = db
         self.data_dir = Path(data_dir)
+        self.blobs = blobs
         self._lock = threading.Lock()
         self._cache: dict[str, ServedAdapter] = {}
         self._unknown: dict[str, float] = {}  # model id -> until when (time.monotonic()) it is unknown
+        self._changes = 0  # count of changes made through this process ...
+        self._changed: dict[str, int] = {}  # ... and the count at each model's latest one
         self.reload()
 
     def _served(self, row: FineTunedModel) -> ServedAdapter:
-        return ServedAdapter(row.id, row.workspace_id, row.root, self.data_dir / row.adapter_path, row.archived)
+        return ServedAdapter(row.id, row.workspace_id, row.root, self.data_dir / row.adapter_path, row.archived,
+                             Path(row.adapter_path).as_posix())
 
-    def reload(self) -> None:
+    def reload(self) -> list[ServedAdapter]:
+        """Re-read every row (other replicas add, archive and delete fine-tunes too); return the
+        fine-tunes that are gone since the last read (their local adapter copies may be removed)."""
+        with self._lock:
+            start = self._changes
         with self.db.session() as s:
             rows = s.scalars(select(FineTunedModel)).all()
         with self._lock:
-            self._cache = {row.id: self._served(row) for row in rows}
+            fresh = {row.id: self._served(row) for row in rows}
+            for model_id, change in self._changed.items():
+                if change > start:  # changed here while the table was being read: this view is newer
+                    if model_id in self._cache:
+                        fresh[model_id] = self._cache[model_id]
+                    else:
+                        fresh.pop(model_id, None)
+            self._changed = {k: v for k, v in self._changed.items() if v > start}
+            old, self._cache = self._cache, fresh
+            for model_id in fresh:
+                self._unknown.pop(model_id, None)
+        return [served for model_id, served in old.items() if model_id not in fresh]
 
     def _remember(self, row: FineTunedModel | None, model_id: str) -> None:
         with self._lock:
+            self._changes += 1
+            self._changed[model_id] = self._changes
             if row is None:
                 self._cache.pop(model_id, None)
             else:
@@ -95,13 +124,15 @@ class FineTunedModels:
         return True, (served if served.workspace_id == workspace_id else None)
 
     def create(self, model_id: str, workspace_id: str, job_id: str, root: str, adapter: Path) -> FineTunedModel:
-        """Keep `adapter` (copied next to the others) and record the model."""
+        """Keep `adapter` (copied next to the others, and into the blob store) and record the model."""
         target_dir = adapters_dir(self.data_dir)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / f"{job_id}.gguf"
         tmp = target.with_suffix(".part")
         shutil.copyfile(adapter, tmp)
         os.replace(tmp, target)
+        if self.blobs is not None:  # before the row: a replica that finds the row finds the adapter
+            self.blobs.put(target.relative_to(self.data_dir).as_posix(), _chunks(target))
         row = FineTunedModel(id=model_id, workspace_id=workspace_id, job_id=job_id, root=root, name=None,
                              description=None, archived=False,
                              adapter_path=str(target.relative_to(self.data_dir)), created_at=utcnow())
@@ -144,6 +175,8 @@ class FineTunedModels:
             s.commit()
         self._remember(None, model_id)
         (self.data_dir / row.adapter_path).unlink(missing_ok=True)
+        if self.blobs is not None:
+            self.blobs.delete(Path(row.adapter_path).as_posix())
         return row
 
     def lookup(self, workspace_id: str, model_id: str) -> ServedAdapter | None:
@@ -167,6 +200,58 @@ class FineTunedModels:
         with self._lock:
             return sorted(a.adapter for a in self._cache.values() if a.root == root and not a.archived)
 
+    def local_adapters_of(self, root: str) -> list[Path]:
+        """`adapters_of(root)`, each fetched from the blob store first where this data dir lacks it
+        (blocking). One that cannot be had is left out, and logged, so the others are served."""
+        with self._lock:
+            wanted = sorted((a for a in self._cache.values() if a.root == root and not a.archived),
+                            key=lambda a: a.adapter)
+        present = []
+        for served in wanted:
+            if not served.adapter.exists():
+                try:
+                    self._fetch(served)
+                except Exception as exc:
+                    log.warning("fine-tune %s is not served here: its adapter %s is not in this data dir and "
+                                "cannot be fetched from the blob store (%s)", served.model_id, served.blob_key, exc)
+                    continue
+            present.append(served.adapter)
+        return present
+
+    def _fetch(self, served: ServedAdapter) -> None:
+        if self.blobs is None:
+            raise FileNotFoundError("no blob store is configured")
+        served.adapter.parent.mkdir(parents=True, exist_ok=True)
+        tmp = served.adapter.with_suffix(f".{os.getpid()}.part")
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in self.blobs.iter_bytes(served.blob_key):
+                    out.write(chunk)
+            os.replace(tmp, served.adapter)
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("fine-tune %s: adapter fetched from the blob store", served.model_id)
+
+    def publish_local(self) -> int:
+        """Put into the blob store the adapters of this data dir it lacks (made before adapters were
+        shared); return how many (blocking)."""
+        if self.blobs is None:
+            return 0
+        with self._lock:
+            served = list(self._cache.values())
+        published = 0
+        for adapter in served:
+            if adapter.adapter.exists() and not self.blobs.exists(adapter.blob_key):
+                self.blobs.put(adapter.blob_key, _chunks(adapter.adapter))
+                published += 1
+        return published
+
     def roots(self) -> set[str]:
         with self._lock:
             return {a.root for a in self._cache.values()}
+
+
+def _chunks(path: Path, size: int = 1 << 20):
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk

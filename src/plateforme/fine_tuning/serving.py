@@ -3,11 +3,18 @@
 The host is one llama.cpp process with the base weights and all LoRA adapters of its fine-tunes
 (each a few MB); requests choose their adapter. A new, archived or deleted fine-tune reloads the
 host blue-green (the new process starts before the old one goes), so other fine-tunes keep serving.
+
+With several gateway replicas, each one re-reads the fine-tuned models table every `refresh_s`
+seconds (and at once when a request names a fine-tune it has not loaded), fetches adapters it
+lacks from the blob store, and reloads the hosts whose adapters changed: a fine-tune trained, archived
+or deleted through one replica is served, or stops being served, by the others within that delay
+(plus the host's reload).
 """
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from plateforme.engines.adapter_host import AdapterHost
 from plateforme.engines.admission import Admission
@@ -19,6 +26,8 @@ from plateforme.models.registry import ModelRegistry
 from plateforme.models.spec import ModelSpec
 
 log = logging.getLogger("plateforme.fine_tuning")
+REFRESH_S = 5.0
+MIN_REFRESH_GAP_S = 0.5  # between two re-reads, however often requests ask for one
 
 
 @dataclass
@@ -37,12 +46,15 @@ class FineTuneTarget:
 
 class FineTuneServing:
     def __init__(self, registry: ModelRegistry, models: FineTunedModels, start_timeout: float,
-                 engine_timeout: float, hosts: dict[str, AdapterHost] | None = None):
+                 engine_timeout: float, hosts: dict[str, AdapterHost] | None = None,
+                 refresh_s: float = REFRESH_S):
         self.registry, self.models = registry, models
         self._start_timeout, self._engine_timeout = start_timeout, engine_timeout
         # Shared with the worker pool (its `adapter_hosts`) so /health and /metrics see them.
         self.hosts: dict[str, AdapterHost] = {} if hosts is None else hosts
         self._locks: dict[str, asyncio.Lock] = {}
+        self.refresh_s = refresh_s
+        self._wake = asyncio.Event()
 
     def _host(self, root: str) -> AdapterHost:
         if root not in self.hosts:
@@ -56,7 +68,8 @@ class FineTuneServing:
             log.warning("fine-tunes of %r are not served: the base model is not configured", root)
             return
         async with self._locks.setdefault(root, asyncio.Lock()):
-            await self._host(root).set_adapters(self.models.adapters_of(root))
+            paths = await asyncio.to_thread(self.models.local_adapters_of, root)
+            await self._host(root).set_adapters(paths)
 
     def expect(self) -> None:
         """Before `start`: mark the hosts that are about to come up, so health reports them starting."""
@@ -66,11 +79,50 @@ class FineTuneServing:
                 self._host(root).expect(adapters)
 
     async def start(self) -> None:
+        try:
+            published = await asyncio.to_thread(self.models.publish_local)
+            if published:
+                log.info("%d fine-tune adapter(s) of this data dir put into the blob store", published)
+        except Exception:
+            log.exception("cannot put this data dir's fine-tune adapters into the blob store")
         for root in sorted(self.models.roots()):
             try:
                 await self.sync(root)
             except Exception:  # one broken base must not keep the others from serving
                 log.exception("cannot serve the fine-tunes of %s", root)
+
+    def _out_of_date(self) -> list[str]:
+        """Base models whose host does not serve exactly their current fine-tunes."""
+        roots = {root for root in self.models.roots() | set(self.hosts) if self.registry.get(root) is not None}
+        return sorted(root for root in roots
+                      if (self.hosts[root].adapters if root in self.hosts else []) != self.models.adapters_of(root))
+
+    async def refresh(self) -> None:
+        """Re-read the fine-tuned models and bring every host up to date (other replicas' changes)."""
+        gone = await asyncio.to_thread(self.models.reload)
+        for root in self._out_of_date():
+            try:
+                await self.sync(root)
+            except Exception:
+                log.exception("cannot serve the fine-tunes of %s (retried at the next refresh)", root)
+        for served in gone:  # deleted through another replica: the local copy goes too, once unloaded
+            host = self.hosts.get(served.root)
+            if host is None or served.adapter not in host.adapters:
+                await asyncio.to_thread(Path(served.adapter).unlink, True)
+
+    async def watch(self) -> None:
+        """Refresh every `refresh_s` seconds, or sooner when a request names an adapter not loaded."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.refresh_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("cannot re-read the fine-tuned models (retrying)")
+            await asyncio.sleep(MIN_REFRESH_GAP_S)
 
     async def close(self) -> None:
         await asyncio.gather(*(host.close() for host in self.hosts.values()), return_exceptions=True)
@@ -94,4 +146,6 @@ class FineTuneServing:
             raise FineTuningError(f"model {model!r} adapts base model {served.root!r}, which this server "
                                   "does not serve; add it to the models config", 400, "model")
         host = self._host(served.root)
+        if served.adapter not in host.adapters:
+            self._wake.set()  # made through another replica: load it now rather than at the next refresh
         return FineTuneTarget(spec, host.admission, host, served)
