@@ -1,7 +1,9 @@
 """Authentication of every request: an API key (from `plateforme admin` or PLATEFORME_API_KEY).
 
 Key lookups are cached for a few seconds so a key check costs no database round trip on the
-hot path; a revoked key therefore stops working within KEY_CACHE_SECONDS.
+hot path; a revoked key therefore stops working within KEY_CACHE_SECONDS, on every gateway replica
+of the database (each one re-reads the key once its cached entry is older than that, whichever
+replica revoked it; tests/test_replicas.py).
 """
 
 import hmac
