@@ -140,6 +140,13 @@ def test_never_retried_after_a_token_nor_after_a_timeout_nor_for_the_request_its
         with pytest.raises(EngineServerFailed, match="timed out"):
             await endpoints.chat({})
         assert b.requests == 0
+        assert not endpoints.endpoints[0].healthy
+        # A caller's own short deadline (the /health probe's) running out is not the server's failure.
+        endpoints.endpoints[0].healthy = True
+        endpoints._next = 0
+        with pytest.raises(EngineServerFailed, match="timed out"):
+            await endpoints.chat({}, timeout=1)
+        assert endpoints.endpoints[0].healthy and b.requests == 0
         # The server answered about this request (401, 400, 500...): neither out nor retried.
         endpoints3, (c, d) = endpoint_set("c", "d")
         c.fail = EngineUnavailable("c refused this gateway's credentials (HTTP 401)")

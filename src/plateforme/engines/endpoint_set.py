@@ -152,6 +152,8 @@ class EndpointSet:
             try:
                 return await endpoint.client.chat(payload, timeout)
             except EngineServerFailed as exc:
+                if exc.timed_out and timeout is not None:
+                    raise  # the caller's own short deadline (a /health probe): slow, not down
                 self.taken_out(endpoint, exc)
                 endpoint = self._retry_on(endpoint, exc, tried)
                 if endpoint is None:
