@@ -197,7 +197,10 @@ def test_n_choices_are_one_server_request_each(front):
 
 
 @pytest.mark.parametrize("entry, fragment", [
-    ({"engine": "openai"}, "needs `base_url`"),
+    ({"engine": "openai"}, "needs either `base_url`"),
+    ({"engine": "openai", "base_url": "http://h/v1", "endpoints": ["http://h/v1"]}, "not both"),
+    ({"engine": "openai", "endpoints": ["ftp://h"]}, "not an http"),
+    ({"engine": "vllm"}, "needs `vllm`"),
     ({"engine": "openai", "base_url": "http://h/v1", "path": "x.gguf"}, "path apply to engine llamacpp only"),
     ({"engine": "openai", "base_url": "http://h/v1", "tokenizer": "tekken.json"}, "tokenizer apply to engine"),
     ({"path": "x.gguf", "base_url": "http://h/v1"}, "base_url apply to engine openai only"),

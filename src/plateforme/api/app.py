@@ -20,6 +20,7 @@ from plateforme.engines.pool import WorkerPool
 from plateforme.files.service import FileService
 from plateforme.fim.service import FIMService
 from plateforme.fine_tuning.assembly import build_fine_tuning
+from plateforme.generation.engine_resolution import EngineResolver
 from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
 from plateforme.observability.install import install_observability
@@ -82,8 +83,9 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     parts = build_fine_tuning(settings, app.state.db, app.state.files, registry, pool)
     app.state.fine_tuning_parts = parts
     app.state.fine_tuning, app.state.fine_tuned_models = parts.jobs, parts.models
-    app.state.chat = ChatService(registry, pool, parts.serving)
-    app.state.fim = FIMService(registry, pool)
+    engines = EngineResolver(registry, pool, parts.serving)  # configured models and fine-tunes
+    app.state.chat = ChatService(engines)
+    app.state.fim = FIMService(engines)
     install_error_handlers(app)
     install_observability(app)
     app.state.pipeline = RequestPipeline(app.state.billing, app.state.traces, app.state.metrics,

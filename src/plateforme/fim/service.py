@@ -1,88 +1,81 @@
-"""Fill-in-the-middle completions on a served model: checks, prompt tokens, generation, streaming.
+"""Fill-in-the-middle completions on a served model: the prompt's token ids, and its one choice.
 
-Results use the chat types (one choice, assistant deltas), as Mistral's FIM endpoint answers
-with chat-completion shapes.
+The generation core (generation/core.py) resolves the engine (fine-tunes included), admits,
+checks the context and gates the stream; this module builds the FIM prompt (mistral-common for
+Mistral-format models, the GGUF's FIM tokens otherwise) and generates it from token ids. Results
+use the chat types (one choice, assistant deltas), as Mistral's FIM endpoint answers with
+chat-completion shapes.
 """
 
 import asyncio
 from collections.abc import AsyncIterator
 
-from plateforme.chat.errors import ContextLengthExceeded
-from plateforme.chat.types import Choice, Completion, Delta, Usage
+from plateforme.chat.types import Completion, Delta, Usage
 from plateforme.engines.engine import Engine
-from plateforme.engines.errors import EngineContextExceeded, EngineUnsupported
-from plateforme.engines.pool import WorkerPool
-from plateforme.engines.token_tally import TokenTally
+from plateforme.engines.errors import EngineUnsupported
 from plateforme.engines.token_generation import Finished, generate, sampling_params
+from plateforme.engines.token_tally import TokenTally
 from plateforme.fim.prompt import gguf_fim_prompt, mistral_fim_prompt, model_fim_tokens
 from plateforme.fim.types import FIMRequest
-from plateforme.models.registry import ModelRegistry
+from plateforme.generation.core import GenerationCore
+from plateforme.generation.engine_resolution import EngineResolver
+from plateforme.generation.sampling import choice_seed, temperature_of
+
+PROMPT, PARAM = "the prompt and suffix", "prompt"  # what to shorten when the context is exceeded
+
+
+class FIMChoice:
+    """The one choice of a FIM request: `prompt` token ids generated as they are."""
+
+    index = 0
+
+    def __init__(self, client, prompt: list[int], req: FIMRequest, default_temperature: float):
+        self.client, self.prompt, self.req = client, prompt, req
+        self.params = sampling_params(temperature_of(req.temperature, default_temperature), req.top_p,
+                                      choice_seed(req.seed, 0), req.stop)
+
+    def prompt_token_bound(self) -> int:
+        return len(self.prompt)  # exact: the gateway built it
+
+    async def count_prompt_tokens(self) -> int:
+        return len(self.prompt)
+
+    async def stream(self) -> AsyncIterator[Delta | Usage]:
+        opening = [Delta(0, role="assistant", content="")]  # sent once the engine answers
+        finished = Finished("stop", len(self.prompt), 0)
+        async for item in generate(self.client, self.prompt, self.params, self.req.max_tokens, self.req.min_tokens):
+            if opening:
+                yield opening.pop()
+            if isinstance(item, Finished):
+                finished = item
+            elif item.text:
+                yield Delta(0, content=item.text)
+        yield Delta(0, finish_reason=finished.finish_reason)
+        yield Usage(finished.prompt_tokens or len(self.prompt), finished.completion_tokens)
 
 
 class FIMService:
-    def __init__(self, registry: ModelRegistry, pool: WorkerPool):
-        self.registry = registry
-        self.pool = pool
+    def __init__(self, resolver: EngineResolver):
+        self.core = GenerationCore(resolver)
 
-    def _worker(self, model: str) -> Engine:
-        worker = self.pool.get(self.registry.require(model).name)
-        if not worker.capabilities.token_prompts:  # FIM prompts are token ids the gateway builds
-            raise EngineUnsupported(worker.spec.name, worker.kind,
-                                    "fill-in-the-middle (generation from token ids)", param="model")
-        return worker
+    def _planner(self, req: FIMRequest):
+        async def plan(engine: Engine, client_for) -> list[FIMChoice]:
+            if not engine.capabilities.token_prompts:  # FIM prompts are token ids the gateway builds
+                raise EngineUnsupported(engine.spec.name, engine.kind,
+                                        "fill-in-the-middle (generation from token ids)", param="model")
+            spec, client = engine.spec, client_for(0)
+            if spec.tokenizer:  # mistral-common tokenizes, off the event loop
+                prompt = await asyncio.to_thread(mistral_fim_prompt, spec, req)
+            else:  # the engine tokenizes the text between the GGUF's FIM tokens
+                prompt = await gguf_fim_prompt(await model_fim_tokens(spec), client, req)
+            return [FIMChoice(client, prompt, req, spec.default_temperature)]
+        return plan
 
-    async def stream(self, req: FIMRequest, tally: TokenTally | None = None) -> AsyncIterator[Delta | Usage]:
+    def stream(self, req: FIMRequest, tally: TokenTally | None = None) -> AsyncIterator[Delta | Usage]:
         """Deltas of the one choice, then its Usage. Checks (model, FIM support, capacity, context)
         and the engine's acceptance come before the first item, so the caller can still answer
         with an HTTP error. `tally` counts the tokens as they are generated."""
-        worker = self._worker(req.model)
-        spec = worker.spec
-        if spec.tokenizer:  # mistral-common tokenizes, off the event loop
-            prompt = await asyncio.to_thread(mistral_fim_prompt, spec, req)
-        else:
-            fim = await model_fim_tokens(spec)
-        async with worker.admission.admit(req.tenant):
-            client = worker.client()
-            if tally is not None:
-                client = tally.client(client, 0)
-            if not spec.tokenizer:  # the engine tokenizes the text between the FIM tokens
-                prompt = await gguf_fim_prompt(fim, client, req)
-            self._check_context(spec.context_length, len(prompt), req)
-            temperature = req.temperature if req.temperature is not None else spec.default_temperature
-            params = sampling_params(temperature, req.top_p, req.seed, req.stop)
-            opening = [Delta(0, role="assistant", content="")]  # sent once the engine answers
-            finished = Finished("stop", len(prompt), 0)
-            try:
-                async for item in generate(client, prompt, params, req.max_tokens, req.min_tokens):
-                    if opening:
-                        yield opening.pop()
-                    if isinstance(item, Finished):
-                        finished = item
-                    elif item.text:
-                        yield Delta(0, content=item.text)
-            except EngineContextExceeded as exc:
-                raise ContextLengthExceeded(f"Prompt contains {len(prompt)} tokens, too large for model "
-                                            f"{req.model!r} with {exc.context} maximum context length.", param="prompt") from exc
-            yield Delta(0, finish_reason=finished.finish_reason)
-            yield Usage(finished.prompt_tokens or len(prompt), finished.completion_tokens)
+        return self.core.stream(req, self._planner(req), tally, PROMPT, PARAM)
 
     async def complete(self, req: FIMRequest, tally: TokenTally | None = None) -> Completion:
-        content, finish, usage = "", "stop", Usage(0, 0)
-        async for item in self.stream(req, tally):
-            if isinstance(item, Usage):
-                usage = item
-            else:
-                content += item.content or ""
-                finish = item.finish_reason or finish
-        return Completion([Choice(0, content, finish)], usage)
-
-    @staticmethod
-    def _check_context(window: int, prompt_tokens: int, req: FIMRequest) -> None:
-        """Refuse a prompt (plus max_tokens) beyond the context window: never truncated."""
-        field, asked = max(("max_tokens", req.max_tokens or 0), ("min_tokens", req.min_tokens or 0),
-                           key=lambda pair: pair[1])
-        if prompt_tokens >= window or prompt_tokens + asked > window:
-            raise ContextLengthExceeded(
-                f"Prompt and suffix make {prompt_tokens} tokens and {field} is {asked}: together "
-                f"they exceed the {window}-token context of model {req.model!r}. Shorten them or lower {field}.",
-                param="prompt")
+        return await self.core.complete(req, self._planner(req), tally, PROMPT, PARAM)
