@@ -37,6 +37,7 @@ test: $(TEST_STAMP)
 bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_chat.py
 	$(BIN)/python benchmarks/bench_remote_engine.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_finetune.py
 	$(BIN)/python benchmarks/bench_finetune_memory.py
 
