@@ -59,6 +59,28 @@ def test_files_round_trip_with_the_sdk(tenants):
     assert httpx.get(url).status_code == 404
 
 
+def test_every_purpose_of_the_spec_uploads_lists_and_filters(tenants):
+    """FilePurpose (fine-tune, batch, ocr), `audio` (FileSchema documents it), `agentic_safety`
+    (the mistralai SDK's): each is stored, filtered on, and given the spec's sample_type."""
+    server, _, keys = tenants
+    client = _client(server, keys["beta"])
+    expected = {"fine-tune": "instruct", "batch": "batch_request", "ocr": "instruct", "audio": "instruct",
+                "agentic_safety": "instruct"}
+    ids = {}
+    for purpose, sample_type in expected.items():
+        up = client.files.upload(file={"file_name": f"{purpose}.bin", "content": b"x\n"}, purpose=purpose)
+        assert (up.purpose, up.sample_type) == (purpose, sample_type)
+        ids[purpose] = up.id
+    try:
+        for purpose, file_id in ids.items():
+            assert [f.id for f in client.files.list(purpose=purpose).data] == [file_id]
+        batch_inputs = client.files.list(sample_type=["batch_request"]).data
+        assert [f.id for f in batch_inputs] == [ids["batch"]]
+    finally:
+        for file_id in ids.values():
+            client.files.delete(file_id=file_id)
+
+
 def test_file_responses_follow_the_spec(tenants):
     server, _, keys = tenants
     h = {"Authorization": f"Bearer {keys['alpha']}"}

@@ -4,13 +4,15 @@ Handles what the engine does not do the way Mistral's API does:
 - `min_tokens`: first generate min_tokens tokens with end-of-sequence banned, then continue
   from that text as an assistant prefix;
 - tool calls: parsed from the constrained JSON answer and sent whole, as Mistral streams each
-  call in one delta, with 9-character ids.
+  call in one delta, with 9-character ids;
+- a reasoning model's thinking: sent apart from the answer (chat/answer_parts.py).
 """
 
 import json
 from collections.abc import AsyncIterator
 
 from plateforme.chat import generic_tools
+from plateforme.chat.answer_parts import AnswerParts, reasoning_of
 from plateforme.chat.types import ChatRequest, Choice, Delta, Usage
 from plateforme.engines.openai_client import OpenAIEngineClient
 
@@ -62,6 +64,9 @@ class ChoiceStream:
         """Deltas of this choice, then its Usage. Nothing is yielded before the engine's first
         chunk, so a refusal (prompt too long, worker down) is raised before anything is sent."""
         opening = self._opening()
+        # A reasoning model's thinking goes apart from its answer (the constrained JSON answer
+        # of generic tool calls has none).
+        parts = AnswerParts(self.index, self.req.reasoning and not self.generic)
         text, finish = "", "stop"
         prompt_tokens = completion_tokens = 0
         phases = self._phases()
@@ -81,14 +86,19 @@ class ChoiceStream:
                     delta = engine_choice.get("delta") or {}
                     content = delta.get("content") or ""
                     logprobs = (engine_choice.get("logprobs") or {}).get("content")
-                    if content or logprobs:
-                        text += content
-                        if not self.generic:
-                            yield Delta(self.index, content=content, logprobs=logprobs)
+                    text += content
+                    if self.generic:  # the constrained answer is parsed once complete
+                        if reasoning_of(delta):
+                            yield Delta(self.index, thinking=reasoning_of(delta))
+                    else:
+                        for piece in parts.deltas(content, reasoning_of(delta), logprobs):
+                            yield piece
                     if engine_choice.get("finish_reason"):
                         finish = engine_choice["finish_reason"]
         for delta in opening:  # the engine streamed nothing at all
             yield delta
+        for piece in parts.finish():
+            yield piece
         tool_calls: list[dict] = []
         if self.generic and finish != "length":
             content, tool_calls = generic_tools.parse_answer(text)
@@ -114,15 +124,17 @@ class ChoiceStream:
         return out
 
     async def run(self) -> tuple[Choice, Usage]:
-        content, finish, tool_calls, logprobs, usage = "", "stop", [], [], Usage(0, 0)
+        content, thinking, finish, tool_calls, logprobs, usage = "", "", "stop", [], [], Usage(0, 0)
         async for item in self.stream():
             if isinstance(item, Usage):
                 usage = item
                 continue
             content += item.content or ""
+            thinking += item.thinking or ""
             tool_calls += item.tool_calls or []
             logprobs += item.logprobs or []
             finish = item.finish_reason or finish
         # Mistral's API sends `"content": ""` beside tool calls, never no content at all.
-        choice = Choice(self.index, content, finish, tool_calls, logprobs if self.req.logprobs else None)
+        choice = Choice(self.index, content, finish, tool_calls, logprobs if self.req.logprobs else None,
+                        thinking or None)
         return choice, usage

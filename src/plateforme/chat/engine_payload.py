@@ -9,6 +9,7 @@ from plateforme.chat import generic_tools
 from plateforme.chat.json_bounds import compact_schema, json_object_grammar
 from plateforme.chat.errors import InvalidChatRequest
 from plateforme.chat.json_schema_support import check_depth
+from plateforme.chat.reasoning import NO_THINKING_TEMPLATE_KWARGS, thinking_switched_off
 from plateforme.chat.types import ChatRequest
 
 
@@ -77,6 +78,11 @@ def engine_payload(req: ChatRequest, default_temperature: float, max_tokens: int
                 "name": "answer", "schema": compact_schema(req.json_schema)}}
         else:  # JSON mode: any JSON object
             payload["grammar"] = json_object_grammar()
+    if thinking_switched_off(req):  # templates that can switch thinking off read this
+        payload["chat_template_kwargs"] = dict(NO_THINKING_TEMPLATE_KWARGS)
+    # `prediction` adds nothing here: this llama.cpp build speculates (when its worker is started
+    # with n-gram speculation) from the slot's own tokens only, and an edit request's original
+    # text is already in the prompt; it takes no per-request lookup text (benchmarks/bench_prediction.py).
     payload["messages"] = messages
     return payload
 

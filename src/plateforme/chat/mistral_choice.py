@@ -4,7 +4,8 @@ The prompt is mistral-common's encoding (chat/mistral_prompt.py), sent as token 
 engine's `/completion`. Text streams as the engine writes it; once the model writes the
 [TOOL_CALLS] control token the rest is collected and parsed into tool calls (sent whole, as
 Mistral does). Calls the request requires are generated under constraints instead
-(chat/mistral_tool_calls.py).
+(chat/mistral_tool_calls.py). A reasoning model's [THINK]...[/THINK] is streamed apart from the
+answer, as thinking deltas (chat/answer_parts.py).
 """
 
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
+from plateforme.chat.answer_parts import AnswerParts
 from plateforme.chat.choice_stream import ChoiceStream
 from plateforme.chat.engine_payload import tool_mode
 from plateforme.chat.errors import InvalidChatRequest
@@ -55,6 +57,7 @@ class MistralChoiceStream(ChoiceStream):
         if self.req.prefix:
             opening.append(Delta(self.index, content=self.req.messages[-1]["content"]))
         marker = tool_calls_token(self.tokenizer) if self.tools else None
+        parts = AnswerParts(self.index, self.req.reasoning)
         call_tokens: list[int] | None = None
         finished = Finished("stop", len(self.prompt), 0)
         async for item in generate(self.client, self.prompt, self.params, self.req.max_tokens, self.req.min_tokens):
@@ -67,11 +70,14 @@ class MistralChoiceStream(ChoiceStream):
                 call_tokens += item.tokens
             elif marker is not None and marker in item.tokens:
                 at = item.tokens.index(marker)
-                if at:
-                    yield Delta(self.index, content=self._decode(item.tokens[:at]))
+                for piece in parts.deltas(self._text(item.tokens[:at], None)) if at else ():
+                    yield piece
                 call_tokens = item.tokens[at:]
-            elif item.text or item.logprobs:
-                yield Delta(self.index, content=item.text, logprobs=item.logprobs)
+            else:
+                for piece in parts.deltas(self._text(item.tokens, item.text), None, item.logprobs):
+                    yield piece
+        for piece in parts.finish():
+            yield piece
         finish = finished.finish_reason
         if call_tokens is not None:
             calls = parse_tool_calls(self.tokenizer, call_tokens)
@@ -82,6 +88,24 @@ class MistralChoiceStream(ChoiceStream):
                 yield Delta(self.index, content=self._decode(call_tokens))
         yield Delta(self.index, finish_reason=finish)
         yield Usage(finished.prompt_tokens or len(self.prompt), finished.completion_tokens)
+
+    def _text(self, tokens: list[int], text: str | None) -> str:
+        """The text of `tokens` (`text`: the engine's own decoding of them), with Magistral's
+        [THINK] / [/THINK] control tokens written out for the thinking splitter, which decoding
+        would otherwise drop, when the model reasons."""
+        think = {t: mark for t, mark in ((getattr(self.tokenizer.instruct_tokenizer, "BEGIN_THINK", None), "[THINK]"),
+                                          (getattr(self.tokenizer.instruct_tokenizer, "END_THINK", None), "[/THINK]"))
+                 if t is not None} if self.req.reasoning else {}
+        if not any(t in think for t in tokens):
+            return self._decode(tokens) if text is None else text
+        out, run = [], []
+        for token in tokens:
+            if token in think:
+                out += [self._decode(run), think[token]]
+                run = []
+            else:
+                run.append(token)
+        return "".join(out) + self._decode(run)
 
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, special_token_policy=SpecialTokenPolicy.IGNORE)

@@ -43,6 +43,10 @@ def remote_payload(req: ChatRequest, spec: ModelSpec) -> dict:
         payload["tools"] = req.tools
         payload["tool_choice"] = _tool_choice(req.tool_choice)
         payload["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.prediction:  # the OpenAI protocol's predicted outputs: the server speculates if it can
+        payload["prediction"] = {"type": "content", "content": req.prediction}
+    if req.reasoning_effort is not None:  # reasoning models only (chat/reasoning.py)
+        payload["reasoning_effort"] = req.reasoning_effort
     if req.json_schema is not None:
         payload["response_format"] = (
             {"type": "json_schema", "json_schema": {"name": "answer", "schema": req.json_schema}}

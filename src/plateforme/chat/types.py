@@ -28,6 +28,16 @@ class ChatRequest:
     prefix: bool = False
     logprobs: bool = False
     top_logprobs: int | None = None
+    # Predicted output (Mistral's `prediction.content`): a latency hint that never changes the
+    # answer; engines that speculate use it to draft tokens (chat/prediction.py).
+    prediction: str | None = None
+    # For reasoning models (Mistral's values: none, minimal, low, medium, high, xhigh).
+    reasoning_effort: str | None = None
+    # Mistral's `prompt_mode` ("reasoning": the reasoning system prompt of a reasoning model).
+    prompt_mode: str | None = None
+    # Whether the model reasons: its thinking is returned apart from the answer. Set once the
+    # model is known (chat/reasoning.py: with_reasoning), never by the caller.
+    reasoning: bool = False
     # The workspace asking: admission shares the model fairly between workspaces.
     tenant: str | None = None
 
@@ -49,6 +59,8 @@ class Choice:
     finish_reason: str
     tool_calls: list[dict] = field(default_factory=list)
     logprobs: list[dict] | None = None
+    # A reasoning model's thinking, apart from the answer (`content`); None when it wrote none.
+    thinking: str | None = None
 
 
 @dataclass
@@ -59,7 +71,8 @@ class Completion:
 
 @dataclass
 class Delta:
-    """One piece of a streamed choice; `finish_reason` is set on its last piece only."""
+    """One piece of a streamed choice; `finish_reason` is set on its last piece only. `thinking`:
+    a piece of a reasoning model's thinking (a delta carries thinking or content, not both)."""
 
     index: int
     content: str | None = None
@@ -67,3 +80,4 @@ class Delta:
     finish_reason: str | None = None
     tool_calls: list[dict] | None = None
     logprobs: list[dict] | None = None
+    thinking: str | None = None

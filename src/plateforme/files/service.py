@@ -16,7 +16,13 @@ from plateforme.storage.tables import StoredFile
 from plateforme.tenancy.ids import utcnow
 from plateforme.tenancy.principal import Principal
 
-SAMPLE_TYPES = {"fine-tune": "instruct", "batch": "batch_request", "ocr": "instruct"}
+# Every `purpose` of Mistral's current spec (FilePurpose, and `audio`, which FileSchema documents:
+# "Audio/Transcription") and of the mistralai SDK (`agentic_safety`), with the `sample_type` an
+# upload of it gets: the spec's SampleType has batch_request for batch input and instruct for
+# the rest (its other values, pretrain and batch_result/batch_error, are not uploads of these).
+PURPOSES = ("fine-tune", "batch", "ocr", "audio", "agentic_safety")
+SAMPLE_TYPES = {"fine-tune": "instruct", "batch": "batch_request", "ocr": "instruct", "audio": "instruct",
+                "agentic_safety": "instruct"}
 
 
 class FileNotFound(LookupError):

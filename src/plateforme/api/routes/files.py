@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from plateforme.api.errors import APIError
-from plateforme.api.schemas.files import DeletedFile, FileList, FileObject, SignedUrl
+from plateforme.api.schemas.files import DeletedFile, FileList, FileObject, Purpose, SignedUrl
 from plateforme.files.names import content_disposition
 from plateforme.files.service import FileFilters, FileNotFound, FileService, FileTooLarge
 from plateforme.storage.tables import StoredFile
@@ -16,7 +16,6 @@ from plateforme.tenancy.principal import Principal
 
 router = APIRouter()
 public_router = APIRouter()  # signed links: the signature is the credential
-Purpose = Literal["fine-tune", "batch", "ocr"]
 
 
 def _files(request: Request) -> FileService:

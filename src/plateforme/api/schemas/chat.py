@@ -5,13 +5,17 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, model_validator
 
 from plateforme.api.schemas.chat_messages import (
-    AssistantMessage, Message, ResponseFormat, Strict, Tool, ToolCall, ToolChoice, message_dict,
+    AssistantMessage, Message, ResponseFormat, Strict, TextChunk, ThinkChunk, Tool, ToolCall, ToolChoice,
+    message_dict,
 )
 from plateforme.chat.types import ChatRequest
 
 # Fields of Mistral's spec this server does not implement: accepted by the schema so that a
 # request using them gets a 400 naming the field, not a generic unknown-field 422.
-UNSUPPORTED_FIELDS = ("prediction", "reasoning_effort", "prompt_mode", "guardrails", "service_tier")
+UNSUPPORTED_FIELDS = ("guardrails", "service_tier")
+
+# Mistral's ReasoningEffort values (the spec's, and `max`, which the mistralai SDK also sends).
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 # Mistral's documented guardrail system prompt, prepended when `safe_prompt` is true.
 SAFE_PROMPT = ("Always assist with care, respect, and truth. Respond with utmost utility yet securely. "
@@ -23,6 +27,12 @@ class StreamOptions(Strict):
     """openai SDK compatibility: usage is always sent on the last chunk, so this changes nothing."""
     include_usage: bool | None = None
     include_obfuscation: bool | None = None
+
+
+class Prediction(Strict):
+    """Predicted output: a latency hint (the answer expected, mostly), never a change of the answer."""
+    type: Literal["content"] = "content"
+    content: str = ""
 
 
 class ChatCompletionRequest(Strict):
@@ -56,9 +66,12 @@ class ChatCompletionRequest(Strict):
     # OpenAI-protocol log probabilities (not in Mistral's spec).
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    prediction: Any = None
-    reasoning_effort: Any = None
-    prompt_mode: Any = None
+    prediction: Prediction | None = None
+    # Reasoning models only (400 on others): how much to think; `none` switches thinking off
+    # where the model's template can.
+    reasoning_effort: ReasoningEffort | None = None
+    # Reasoning models only: "reasoning" asks for the reasoning system prompt.
+    prompt_mode: Literal["reasoning"] | None = None
     guardrails: Any = None
     service_tier: Any = None
 
@@ -105,6 +118,8 @@ class ChatCompletionRequest(Strict):
             json_schema=self._json_schema(),
             prefix=isinstance(last, AssistantMessage) and last.prefix,
             logprobs=self.logprobs or bool(self.top_logprobs), top_logprobs=self.top_logprobs,
+            prediction=self.prediction.content if self.prediction and self.prediction.content else None,
+            reasoning_effort=self.reasoning_effort, prompt_mode=self.prompt_mode,
         )
 
 
@@ -116,7 +131,9 @@ class UsageInfo(BaseModel):
 
 class AssistantMessageOut(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str | None
+    # A string, or for a reasoning model's answer the chunks [thinking chunk, text chunk]
+    # (api/completion_shapes.py).
+    content: str | list[TextChunk | ThinkChunk] | None
     tool_calls: list[ToolCall] | None = None
 
 

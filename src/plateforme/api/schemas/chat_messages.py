@@ -15,15 +15,26 @@ class TextChunk(Strict):
     text: str
 
 
+class ThinkChunk(Strict):
+    """A reasoning model's thinking (Mistral's ThinkChunk), as answers carry it and as clients
+    send earlier answers back; the thinking of earlier turns is not shown to the model again."""
+    type: Literal["thinking"] = "thinking"
+    thinking: list[TextChunk]
+    signature: str | None = None
+    closed: bool = True
+
+
 Content = str | list[TextChunk]
+AssistantContent = str | list[Annotated[TextChunk | ThinkChunk, Field(discriminator="type")]]
 
 
-def text_of(content: Content | None) -> str:
+def text_of(content: AssistantContent | None) -> str:
+    """The text of a message's content (thinking chunks left out)."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "".join(chunk.text for chunk in content)
+    return "".join(chunk.text for chunk in content if isinstance(chunk, TextChunk))
 
 
 class FunctionCall(Strict):
@@ -60,7 +71,7 @@ class UserMessage(Strict):
 
 class AssistantMessage(Strict):
     role: Literal["assistant"]
-    content: Content | None = None
+    content: AssistantContent | None = None
     tool_calls: list[ToolCall] | None = None
     prefix: bool = False
 

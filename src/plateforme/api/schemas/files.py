@@ -8,13 +8,17 @@ from plateforme.storage.tables import StoredFile
 from plateforme.tenancy.ids import as_utc
 
 
+# Mistral's FilePurpose (files/service.py: PURPOSES).
+Purpose = Literal["fine-tune", "batch", "ocr", "audio", "agentic_safety"]
+
+
 class FileObject(BaseModel):
     id: str
     object: Literal["file"] = "file"
     bytes: int
     created_at: int
     filename: str
-    purpose: Literal["fine-tune", "batch", "ocr"]
+    purpose: Purpose
     sample_type: str
     num_lines: int | None = None
     mimetype: str | None = None
