@@ -139,6 +139,13 @@ def test_another_workspace_sees_and_uses_nothing(platform, trained, other_key):
     used = httpx.post(f"{platform.url}/v1/chat/completions", headers=theirs,
                       json={"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
     assert used.status_code == 404
+    # FIM resolves fine-tunes like chat: theirs is unknown to them; ours reaches the base's engine,
+    # which has no FIM tokens (a 400 naming the base model, not an unknown model).
+    fim = {"model": model, "prompt": "def add(a, b):", "max_tokens": 4}
+    assert httpx.post(f"{platform.url}/v1/fim/completions", headers=theirs, json=fim).status_code == 404
+    ours = httpx.post(f"{platform.url}/v1/fim/completions", headers=headers(), json=fim, timeout=60)
+    assert ours.status_code == 400 and "fill-in-the-middle" in ours.json()["message"], ours.text
+    assert DEFAULT_MODEL in ours.json()["message"]
     # Their own job cannot use our files either.
     job = httpx.post(f"{platform.url}/v1/fine_tuning/jobs", headers=theirs, json={
         "model": DEFAULT_MODEL, "training_files": [{"file_id": trained["training_files"][0]}], "hyperparameters": TINY})
