@@ -45,7 +45,7 @@ class Engine(Protocol):
     `tokenize`, `count_chat_prompt_tokens`) or raises EngineUnavailable saying why there is none."""
 
     name: str  # how /health and /metrics name it
-    kind: str  # the `engine` of the models config: "llamacpp" | "openai"
+    kind: str  # the `engine` of the models config: "llamacpp" | "openai" | "vllm"
     spec: ModelSpec
     capabilities: EngineCapabilities
     admission: Admission
@@ -64,6 +64,9 @@ def capabilities_of(spec: ModelSpec) -> EngineCapabilities:
     """The capabilities a model's engine declares, from its config alone (for model cards)."""
     if spec.engine == "llamacpp":
         return LLAMACPP_CAPABILITIES
+    if spec.engine == "vllm":  # engines/vllm_engine.py: vLLM's own tools (with a parser), outputs, /tokenize
+        return EngineCapabilities(exact_prompt_count=True, server_tools=spec.vllm.tool_call_parser is not None,
+                                  server_structured_outputs=True)
     stated = spec.capabilities
     return EngineCapabilities(
         server_tools=stated.function_calling if stated else True,

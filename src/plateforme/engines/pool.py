@@ -18,6 +18,7 @@ from plateforme.engines.probe import WorkerProbe
 from plateforme.engines.remote_engine import RemoteEngine
 from plateforme.engines.retired_clients import RetiredClients
 from plateforme.engines.supervisor import WorkerState, WorkerStatus, WorkerSupervisor
+from plateforme.engines.vllm_engine import VLLMEngine
 from plateforme.models.registry import ModelRegistry
 from plateforme.models.spec import ModelSpec
 
@@ -71,6 +72,8 @@ class ModelWorker:
 def make_engine(spec: ModelSpec, start_timeout: float, engine_timeout: float) -> Engine:
     if spec.engine == "openai":
         return RemoteEngine(spec, engine_timeout)
+    if spec.engine == "vllm":
+        return VLLMEngine(spec, engine_timeout)
     return ModelWorker(spec, start_timeout, engine_timeout)
 
 

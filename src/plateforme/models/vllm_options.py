@@ -10,6 +10,9 @@ class VLLMOptions(BaseModel):
     # A Hugging Face checkpoint directory (config.json + safetensors), or a Mistral-format one
     # (params.json + consolidated.safetensors + tekken.json): vLLM's first argument.
     model: str
+    # A tokenizer directory when `model` has none (the trainer's dequantised base models keep
+    # theirs apart); default: vLLM reads the tokenizer from `model`.
+    tokenizer: str | None = None
     # Mistral-format checkpoints: vLLM's Mistral loaders (`--tokenizer-mode mistral
     # --config-format mistral --load-format mistral`); detected from params.json when unset.
     mistral_format: bool | None = None
@@ -21,6 +24,12 @@ class VLLMOptions(BaseModel):
     enable_lora: bool = False
     max_loras: int = Field(default=4, ge=1)
     max_lora_rank: int = Field(default=16, ge=1)
+    # vLLM's tool-call parser for this model family (`mistral`, `hermes`, `llama3_json`...): with it
+    # vLLM runs with `--enable-auto-tool-choice` and the model serves `tools`; without it, requests
+    # with tools are refused (400 naming the engine).
+    tool_call_parser: str | None = None
+    # Seconds vLLM may take to load and warm up (compiling its graphs takes minutes on CPU).
+    start_timeout_s: float = Field(default=900, gt=0)
     # The Python that runs vLLM (it may live in its own virtual environment); default: this one.
     python: str | None = None
     # Further `vllm serve` arguments, passed as they are (["--enforce-eager", "--dtype", "float16"]).
