@@ -14,6 +14,7 @@ from plateforme.chat.engine_payload import engine_payload, uses_generic_tools
 from plateforme.chat.json_schema_support import check_schema
 from plateforme.chat.message_checks import check_messages
 from plateforme.chat.mistral_choice import mistral_choices
+from plateforme.chat.reasoning import with_reasoning
 from plateforme.chat.remote_choice import RemoteChoiceStream
 from plateforme.chat.remote_payload import check_remote_request, remote_payload
 from plateforme.chat.types import ChatRequest, Choice, Completion, Delta, Usage
@@ -32,6 +33,7 @@ class ChatService:
     @staticmethod
     async def _plan(req: ChatRequest, worker: Engine, client_for) -> list[ChoiceStream]:
         check_messages(req.messages, req.prefix)
+        req = await with_reasoning(req, worker.spec)  # whether its model thinks (400 if asked of one that cannot)
         if req.json_schema:
             check_schema(req.json_schema, "response_format.json_schema.schema")
         if not worker.capabilities.grammar:  # the server's own tools and structured outputs

@@ -10,12 +10,13 @@ class ChoiceReduction:
 
     def __init__(self, index: int):
         self.index = index
-        self.content, self.finish = "", "stop"
+        self.content, self.thinking, self.finish = "", "", "stop"
         self.tool_calls: list[dict] = []
         self.logprobs: list[dict] = []
 
     def add(self, delta: Delta) -> None:
         self.content += delta.content or ""
+        self.thinking += delta.thinking or ""
         self.tool_calls += delta.tool_calls or []
         self.logprobs += delta.logprobs or []
         self.finish = delta.finish_reason or self.finish
@@ -23,7 +24,7 @@ class ChoiceReduction:
     def choice(self, with_logprobs: bool) -> Choice:
         # Mistral's API sends `"content": ""` beside tool calls, never no content at all.
         return Choice(self.index, self.content, self.finish, self.tool_calls,
-                      self.logprobs if with_logprobs else None)
+                      self.logprobs if with_logprobs else None, self.thinking or None)
 
 
 async def reduce_stream(events: AsyncIterator[Delta | Usage], n: int, with_logprobs: bool) -> Completion:

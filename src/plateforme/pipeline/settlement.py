@@ -82,7 +82,7 @@ async def settled_stream(first, events, settlement: UsageSettlement, on_first_to
         while item is not None:
             if isinstance(item, Usage):
                 await settlement.complete(item)
-            elif first_token_pending and (item.content or item.tool_calls):
+            elif first_token_pending and (item.content or item.tool_calls or item.thinking):
                 first_token_pending = False
                 on_first_token()
             yield item

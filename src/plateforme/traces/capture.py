@@ -22,6 +22,9 @@ def response_record(completion_id: str, model: str, created: int, choices: list[
     out = []
     for c in choices:
         message: dict = {"role": "assistant", "content": c.content}
+        if c.thinking:  # as the API answers a reasoning model: [thinking chunk, text chunk]
+            message["content"] = [{"type": "thinking", "thinking": [{"type": "text", "text": c.thinking}]},
+                                  {"type": "text", "text": c.content or ""}]
         if c.tool_calls:
             message["tool_calls"] = c.tool_calls
         out.append({"index": c.index, "message": message, "finish_reason": c.finish_reason})

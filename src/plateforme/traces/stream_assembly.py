@@ -4,10 +4,11 @@ from plateforme.chat.types import Choice, Delta
 
 
 class _Parts:
-    __slots__ = ("finish_reason", "text", "tool_calls")
+    __slots__ = ("finish_reason", "text", "thinking", "tool_calls")
 
     def __init__(self):
         self.text: list[str] = []
+        self.thinking: list[str] = []
         self.tool_calls: list[dict] = []
         self.finish_reason = "stop"
 
@@ -22,6 +23,8 @@ class StreamAssembler:
             parts = self._choices[delta.index] = _Parts()
         if delta.content:
             parts.text.append(delta.content)
+        if delta.thinking:
+            parts.thinking.append(delta.thinking)
         if delta.tool_calls:
             parts.tool_calls.extend(delta.tool_calls)
         if delta.finish_reason is not None:
@@ -34,5 +37,5 @@ class StreamAssembler:
             parts = self._choices[index]
             content = "".join(parts.text)
             out.append(Choice(index, content or (None if parts.tool_calls else ""), parts.finish_reason,
-                              parts.tool_calls))
+                              parts.tool_calls, thinking="".join(parts.thinking) or None))
         return out
