@@ -2,8 +2,12 @@
 limit holds across both (shared counters in the database), and a key revoked through one is refused
 by the other within the key cache's delay (KEY_CACHE_SECONDS)."""
 
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -72,3 +76,16 @@ def test_a_key_revoked_through_one_replica_is_refused_by_the_other(replicas):
         time.sleep(0.05)
     assert set(refused_after) == {"a", "b"}, refused_after
     assert max(refused_after.values()) <= KEY_CACHE_SECONDS + 0.5, refused_after
+
+
+def test_the_container_probes_answer_from_health(replicas):
+    """deploy/probe.py, as the compose healthchecks and Kubernetes probes run it."""
+    a = replicas[0]
+    probe = Path(__file__).parent.parent / "deploy" / "probe.py"
+
+    def run(mode: str, key: str) -> int:
+        env = {**os.environ, "PLATEFORME_PORT": str(a.port), "PLATEFORME_API_KEY": key}
+        return subprocess.run([sys.executable, str(probe), mode], env=env, capture_output=True, timeout=60).returncode
+
+    assert run("ready", a.api_key) == 0 and run("alive", a.api_key) == 0
+    assert run("ready", "not-a-key") == 1  # a wrong key is reported, never taken for health
