@@ -1,5 +1,6 @@
 """The `plateforme` command line: models list, and clear errors on a bad config."""
 
+from concurrent.futures import ThreadPoolExecutor
 import os
 import subprocess
 import sys
@@ -41,14 +42,18 @@ def test_bad_configs_fail_clearly(tmp_path):
                        "pip install --no-deps no-such-pkg"),
         "dup.yaml": ({"models": [default_model_entry(), default_model_entry()]}, "declared twice"),
     }
+    runs = []
     for name, (content, expected) in cases.items():
         path = tmp_path / name
         if content is not None:
             path.write_text(yaml.safe_dump(content))
         for command in (["models", "list"], ["serve", "--port", "1"]):
-            out = run_cli(*command, "--config", str(path))
-            assert out.returncode != 0 and expected in out.stderr, (name, command, out.stderr)
-            assert "Traceback" not in out.stderr
+            runs.append((name, command, expected, [*command, "--config", str(path)]))
+    with ThreadPoolExecutor(4) as pool:  # ten short processes: started together
+        outs = list(pool.map(lambda run: run_cli(*run[3]), runs))
+    for (name, command, expected, _), out in zip(runs, outs):
+        assert out.returncode != 0 and expected in out.stderr, (name, command, out.stderr)
+        assert "Traceback" not in out.stderr
 
 
 def test_admin_bootstrap_once_then_manage(tmp_path):
