@@ -8,6 +8,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
+from spec_schema import validate, validate_response
+
 from plateforme.api.completion_shapes import chunk_choice, completion_response
 from plateforme.api.schemas.chat import ChatCompletionRequest
 from plateforme.chat.answer_parts import AnswerParts, split_answer
@@ -91,6 +93,8 @@ def test_wire_shapes_of_thinking():
         {"type": "thinking", "thinking": [{"type": "text", "text": "2+2"}], "closed": True},
         {"type": "text", "text": "4"}]
     assert body["choices"][1]["message"]["content"] == "plain"
+    validate_response("/v1/chat/completions", "post", 200, body)  # Mistral's spec: ThinkChunk, TextChunk
+    validate(chunk_choice(Delta(0, thinking="hm"))["delta"], "DeltaMessage")
 
 
 def test_request_fields_are_validated_and_carried():
