@@ -6,7 +6,8 @@ the `import vllm` check before the first start (a clear error instead of a crash
 its own command (engines/vllm_command.py) with an API key it generates (handed over in a
 private file, so no other user of the machine can call the server), a start timeout of its own
 (loading and compiling take minutes), and a stop that also ends vLLM's engine and worker
-processes should the server leave them behind.
+processes should the server leave them behind (when it crashes too: they would keep its log pipe
+open, and its exit unseen).
 """
 
 import asyncio
@@ -23,6 +24,7 @@ from plateforme.engines.vllm_command import launch_command, vllm_import_error
 from plateforme.models.spec import ModelSpec
 
 log = logging.getLogger("plateforme.supervisor")
+WATCH_EVERY_S = 1.0
 
 
 def _start_time(pid: int) -> str | None:
@@ -56,6 +58,15 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     return found
 
 
+def _kill_left_behind(processes: list[tuple[int, str]]) -> None:
+    for pid, started in processes:
+        if _start_time(pid) == started:  # still the same process: left behind
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 class VLLMSupervisor(WorkerSupervisor):
     """Owns the vLLM server of one `engine: vllm` model; `api_key` is what requests must send."""
 
@@ -84,7 +95,25 @@ class VLLMSupervisor(WorkerSupervisor):
                 log.error("%s", error)
                 return
             self._vllm_checked = True
-        await super()._run_once()
+        watchdog = asyncio.create_task(self._watch_engine_processes(), name=f"vllm-watchdog:{self.spec.name}")
+        try:
+            await super()._run_once()
+        finally:
+            watchdog.cancel()
+
+    async def _watch_engine_processes(self) -> None:
+        """Keep the list of the server's engine processes while it runs; when it dies, kill those
+        it left behind. They hold its log pipe open (and their GPU memory): until they are gone,
+        the server's exit is not seen and it would not be restarted."""
+        below: list[tuple[int, str]] = []
+        while True:
+            process = self._process
+            if process is not None and process.returncode is None:
+                below = await asyncio.to_thread(descendants, process.pid)
+            elif below:
+                await asyncio.to_thread(_kill_left_behind, below)
+                below = []
+            await asyncio.sleep(WATCH_EVERY_S)
 
     async def _terminate(self) -> None:
         process = self._process
@@ -92,12 +121,7 @@ class VLLMSupervisor(WorkerSupervisor):
         await super()._terminate()
         if below:
             await asyncio.sleep(0.5)  # the server stops its engine processes itself when it can
-        for pid, started in below:
-            if _start_time(pid) == started:  # still the same process: left behind
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_left_behind(below)
 
     async def stop(self) -> None:
         await super().stop()
