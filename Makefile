@@ -38,6 +38,7 @@ bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_chat.py
 	$(BIN)/python benchmarks/bench_remote_engine.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_prediction.py
 	$(BIN)/python benchmarks/bench_finetune.py
 	$(BIN)/python benchmarks/bench_finetune_memory.py
 

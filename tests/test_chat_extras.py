@@ -62,5 +62,5 @@ def test_safe_prompt_changes_the_prompt(http, model):
 
 def test_unsupported_spec_fields_are_named(http, model):
     r = http.post("/v1/chat/completions", json={"model": model, "messages": PARIS_MESSAGES,
-                                                 "prediction": {"type": "content", "content": "x"}})
-    assert r.status_code == 400 and "prediction" in r.json()["message"]
+                                                 "guardrails": [{"name": "x"}]})
+    assert r.status_code == 400 and "guardrails" in r.json()["message"]

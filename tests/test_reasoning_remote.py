@@ -132,6 +132,9 @@ def test_a_model_not_declared_reasoning_keeps_its_text_and_refuses_reasoning_fie
     r = httpx.post(f"{front.url}/v1/chat/completions", json={**body, "reasoning_effort": "medium"}, timeout=60)
     assert r.status_code == 400 and r.json()["param"] == "reasoning_effort"
     assert "'plain-remote' is not a reasoning model" in r.json()["message"]
+    cards = {m["id"]: m for m in httpx.get(f"{front.url}/v1/models", timeout=30).json()["data"]}
+    assert cards["thinker-inline"]["capabilities"]["reasoning"] is True
+    assert cards["plain-remote"]["capabilities"]["reasoning"] is False
 
 
 def test_the_default_model_refuses_reasoning_and_prediction_never_changes_its_answer(server):

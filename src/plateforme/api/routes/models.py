@@ -9,6 +9,7 @@ from plateforme.api.schemas.fine_tuned_models import DeleteModelOut
 from plateforme.api.schemas.models import BaseModelCard, FTModelCard, ModelList
 from plateforme.fine_tuning.fine_tuned_models import PREFIX
 from plateforme.models.capabilities import supports_fim
+from plateforme.models.reasoning import is_reasoning
 from plateforme.models.spec import ModelSpec
 
 router = APIRouter()
@@ -42,5 +43,11 @@ async def delete_model(model_id: str, request: Request) -> DeleteModelOut:
     return DeleteModelOut(id=row.id)
 
 
+def _features(spec: ModelSpec) -> tuple[bool, bool]:
+    """(fill-in-the-middle, reasoning): read from the model's files once, then cached."""
+    return supports_fim(spec), is_reasoning(spec)
+
+
 async def _card(spec: ModelSpec) -> BaseModelCard:
-    return BaseModelCard.from_spec(spec, fim=await run_in_threadpool(supports_fim, spec))
+    fim, reasoning = await run_in_threadpool(_features, spec)
+    return BaseModelCard.from_spec(spec, fim=fim, reasoning=reasoning)

@@ -37,7 +37,7 @@ class BaseModelCard(BaseModel):
     type: Literal["base"] = "base"
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, fim: bool) -> "BaseModelCard":
+    def from_spec(cls, spec: ModelSpec, fim: bool, reasoning: bool = False) -> "BaseModelCard":
         # The card follows what the model's engine declares (engines/engine.py). On llama.cpp every
         # model calls tools: through mistral-common's format, or grammar-constrained JSON; a remote
         # server calls them itself, as its operator states. Fine-tuning trains LoRA adapters on the
@@ -45,7 +45,7 @@ class BaseModelCard(BaseModel):
         engine = capabilities_of(spec)
         capabilities = ModelCapabilities(completion_chat=engine.chat,
                                          function_calling=engine.grammar or engine.server_tools,
-                                         completion_fim=fim and engine.token_prompts,
+                                         completion_fim=fim and engine.token_prompts, reasoning=reasoning,
                                          fine_tuning=engine.lora and spec.tokenizer is None)
         return cls(
             id=spec.name, created=spec.created, capabilities=capabilities, name=spec.name,
