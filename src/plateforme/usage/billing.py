@@ -111,7 +111,10 @@ class Billing:
     def _record(self, who: Principal, model: str, route: str, request_id: str, prompt_tokens: int,
                 completion_tokens: int) -> None:
         self.meter.record(who, model, route, request_id, prompt_tokens, completion_tokens)
-        self.limiter.add_tokens(who, prompt_tokens + completion_tokens)
+        try:
+            self.limiter.add_tokens(who, prompt_tokens + completion_tokens)
+        except Exception:  # the usage row is written: the request is billed, only the window misses it
+            log.exception("tokens of request %s could not be added to the shared rate counters", request_id)
 
     async def record(self, who: Principal, model: str, route: str, request_id: str, prompt_tokens: int,
                      completion_tokens: int) -> None:
