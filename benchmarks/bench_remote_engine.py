@@ -15,17 +15,32 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 
 import yaml
-from bench_chat import BENCH_KEY, RESULTS, measure, start, summarise, wait_healthy
+from bench_chat import BENCH_KEY, RESULTS, measure, summarise, wait_healthy
 
 from plateforme.engines.supervisor import free_loopback_port
 from plateforme.models.registry import ModelRegistry
 
 REMOTE_MODEL = "remote-bench"
+
+
+def start(args: list[str], log: str, env: dict | None = None) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+
+def wait_started(url: str, proc: subprocess.Popen, log: str) -> None:
+    try:
+        wait_healthy(url, proc)
+    except SystemExit:
+        with open(log) as f:
+            print(f.read()[-3000:], file=sys.stderr)
+        raise
 
 
 def main() -> None:
@@ -43,10 +58,11 @@ def main() -> None:
           "starting a standalone llama.cpp server and plateforme in front of it...", flush=True)
     # The same key on both sides: the server requires it, the gateway requires it of its callers
     # (static key) and sends it to the server (api_key_env).
+    data_dir = tempfile.mkdtemp(prefix="plateforme-bench-remote-")
+    server_log, gateway_log = os.path.join(data_dir, "server.log"), os.path.join(data_dir, "gateway.log")
     server = start([sys.executable, "-m", "plateforme.engines.llamacpp_worker", "--model", weights,
                     "--port", str(server_port), "--context-length", str(spec.context_length),
-                    "--parallel", str(spec.parallel), "--api-key", BENCH_KEY])
-    data_dir = tempfile.mkdtemp(prefix="plateforme-bench-remote-")
+                    "--parallel", str(spec.parallel), "--api-key", BENCH_KEY], server_log)
     config = os.path.join(data_dir, "models.yaml")
     with open(config, "w") as f:
         yaml.safe_dump({"models": [{
@@ -54,12 +70,12 @@ def main() -> None:
             "upstream_model": spec.name, "context_length": spec.context_length, "parallel": spec.parallel,
             "max_queue": spec.max_queue}]}, f)
     gateway = start([sys.executable, "-m", "plateforme.cli", "serve", "--port", str(platform_port), "--config", config],
-                    env={"PLATEFORME_LOG_LEVEL": "warning", "PLATEFORME_API_KEY": BENCH_KEY,
+                    gateway_log, env={"PLATEFORME_LOG_LEVEL": "warning", "PLATEFORME_API_KEY": BENCH_KEY,
                          "BENCH_REMOTE_KEY": BENCH_KEY, "PLATEFORME_DATA_DIR": data_dir})
     sides = {"server": (server_url, spec.name), "plateforme": (platform_url, REMOTE_MODEL)}
     try:
-        wait_healthy(server_url, server)
-        wait_healthy(platform_url, gateway)
+        wait_started(server_url, server, server_log)
+        wait_started(platform_url, gateway, gateway_log)
         for url, model in sides.values():  # warm-up: first requests pay one-off costs
             asyncio.run(measure(url, model, 2, 16))
         rows = []
