@@ -222,6 +222,7 @@ def test_auto_mode_parses_calls_the_model_writes(tokenizer):
     import asyncio
 
     from plateforme.chat.mistral_choice import mistral_choices
+    from plateforme.generation.reduction import reduce_stream
     from plateforme.models.spec import ModelSpec
 
     calls = [ToolCall(id="abcDEF123", function=FunctionCall(name="get_time", arguments={"city": "Rome"}))]
@@ -246,7 +247,8 @@ def test_auto_mode_parses_calls_the_model_writes(tokenizer):
     req = ChatCompletionRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": "hi"}],
                                                 "tools": WIRE_TOOLS}).to_chat_request()
     (choice,) = mistral_choices(lambda index: Engine(), spec, req)
-    result, usage = asyncio.run(choice.run())
+    completion = asyncio.run(reduce_stream(choice.stream(), 1, with_logprobs=False))
+    result, usage = completion.choices[0], completion.usage
     assert result.content == "Let me check." and result.finish_reason == "tool_calls"
     assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in result.tool_calls] == [
         ("get_time", {"city": "Rome"})]

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 
 from plateforme.chat import generic_tools
 from plateforme.chat.answer_parts import AnswerParts, reasoning_of
-from plateforme.chat.types import ChatRequest, Choice, Delta, Usage
+from plateforme.chat.types import ChatRequest, Delta, Usage
 from plateforme.engines.openai_client import OpenAIEngineClient
+from plateforme.generation.sampling import choice_seed
 
 
 # Tokens a chat template may add beyond the messages' own text (default system prompt, markers).
@@ -30,8 +31,7 @@ class ChoiceStream:
         self.generic = generic_tools
         self.payload = dict(payload)
         if req.seed is not None:
-            # Distinct but reproducible choices: choice i samples with seed + i.
-            self.payload["seed"] = req.seed + index
+            self.payload["seed"] = choice_seed(req.seed, index)
 
     async def count_prompt_tokens(self) -> int:
         """Tokens the chat template makes of the prompt, as the engine will see them."""
@@ -122,19 +122,3 @@ class ChoiceStream:
         if self.req.max_tokens is not None:
             out["max_tokens"] = self.req.max_tokens - used
         return out
-
-    async def run(self) -> tuple[Choice, Usage]:
-        content, thinking, finish, tool_calls, logprobs, usage = "", "", "stop", [], [], Usage(0, 0)
-        async for item in self.stream():
-            if isinstance(item, Usage):
-                usage = item
-                continue
-            content += item.content or ""
-            thinking += item.thinking or ""
-            tool_calls += item.tool_calls or []
-            logprobs += item.logprobs or []
-            finish = item.finish_reason or finish
-        # Mistral's API sends `"content": ""` beside tool calls, never no content at all.
-        choice = Choice(self.index, content, finish, tool_calls, logprobs if self.req.logprobs else None,
-                        thinking or None)
-        return choice, usage

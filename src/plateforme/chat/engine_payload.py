@@ -11,6 +11,7 @@ from plateforme.chat.errors import InvalidChatRequest
 from plateforme.chat.json_schema_support import check_depth
 from plateforme.chat.reasoning import NO_THINKING_TEMPLATE_KWARGS, thinking_switched_off
 from plateforme.chat.types import ChatRequest
+from plateforme.generation.sampling import temperature_of
 
 
 def tool_mode(req: ChatRequest) -> tuple[list[dict], bool]:
@@ -35,7 +36,7 @@ def sampling_fields(req: ChatRequest, default_temperature: float, max_tokens: in
     """The OpenAI-protocol sampling fields of `req` (temperature, top_p, limits, penalties,
     seed, log probabilities), as every engine takes them."""
     payload: dict = {
-        "temperature": req.temperature if req.temperature is not None else default_temperature,
+        "temperature": temperature_of(req.temperature, default_temperature),
         "top_p": req.top_p if req.top_p is not None else 1.0,
     }
     optional = {

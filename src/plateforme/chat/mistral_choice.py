@@ -24,6 +24,7 @@ from plateforme.chat.mistral_tool_calls import forced_tool_calls, parse_tool_cal
 from plateforme.chat.types import ChatRequest, Delta, Usage
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.engines.token_generation import Finished, generate, sampling_params
+from plateforme.generation.sampling import choice_seed, temperature_of
 from plateforme.models.spec import ModelSpec
 
 
@@ -34,7 +35,7 @@ class MistralChoiceStream(ChoiceStream):
         self.tokenizer, self.prompt, self.tools, self.must_call = tokenizer, prompt, tools, must_call
         self.params = dict(params)
         if req.seed is not None:
-            self.params["seed"] = req.seed + index  # distinct but reproducible choices
+            self.params["seed"] = choice_seed(req.seed, index)
 
     async def count_prompt_tokens(self) -> int:
         return len(self.prompt)
@@ -120,7 +121,7 @@ def mistral_choices(client_for: Callable[[int], OpenAIEngineClient], spec: Model
         raise InvalidChatRequest(f"model {req.model!r} ({tokenizer.version.value} tokenizer) has no tool calling",
                                  param="tools")
     prompt = encode_chat(tokenizer, req, tools)
-    temperature = req.temperature if req.temperature is not None else spec.default_temperature
+    temperature = temperature_of(req.temperature, spec.default_temperature)
     params = sampling_params(temperature, req.top_p, req.seed, req.stop, req.presence_penalty,
                              req.frequency_penalty, (req.top_logprobs or 0) if req.logprobs else None)
     if req.json_schema is not None:
