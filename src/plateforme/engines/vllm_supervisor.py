@@ -25,6 +25,7 @@ from plateforme.models.spec import ModelSpec
 
 log = logging.getLogger("plateforme.supervisor")
 WATCH_EVERY_S = 1.0
+STOP_GRACE_S = 10.0
 
 
 def _start_time(pid: int) -> str | None:
@@ -65,6 +66,13 @@ def _kill_left_behind(processes: list[tuple[int, str]]) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+async def _exited(process: asyncio.subprocess.Process, timeout_s: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while process.returncode is None and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    return process.returncode is not None
 
 
 class VLLMSupervisor(WorkerSupervisor):
@@ -116,12 +124,22 @@ class VLLMSupervisor(WorkerSupervisor):
             await asyncio.sleep(WATCH_EVERY_S)
 
     async def _terminate(self) -> None:
+        """SIGTERM (vLLM then stops its engine processes), SIGKILL after a grace; then whatever
+        it left behind. The exit is read from the return code, not from `wait()`: that waits for
+        the log pipe too, which a left-behind engine process would hold open."""
         process = self._process
-        below = descendants(process.pid) if process is not None and process.returncode is None else []
-        await super()._terminate()
-        if below:
-            await asyncio.sleep(0.5)  # the server stops its engine processes itself when it can
-            _kill_left_behind(below)
+        if process is None or process.returncode is not None:
+            return
+        below = await asyncio.to_thread(descendants, process.pid)
+        process.terminate()
+        if not await _exited(process, STOP_GRACE_S):
+            process.kill()
+            await _exited(process, STOP_GRACE_S)
+        await asyncio.to_thread(_kill_left_behind, below)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE_S)
+        except TimeoutError:
+            log.warning("the vLLM server of %s exited but its log pipe is still open", self.spec.name)
 
     async def stop(self) -> None:
         await super().stop()
