@@ -42,7 +42,7 @@ def _principal(key: str | None = None, rpm: int | None = None) -> Principal:
 def test_an_rpm_limit_holds_exactly_across_replicas_under_concurrency(replicas):
     counters = [DatabaseCounters(db) for db in replicas]
     scope = [Scope("ws:ws_1", 10, None, "workspace")]
-    admitted, refused = [], []
+    admitted, refused, failed = [], [], []
 
     def send(i: int) -> None:
         try:
@@ -50,12 +50,15 @@ def test_an_rpm_limit_holds_exactly_across_replicas_under_concurrency(replicas):
             admitted.append(i)
         except RateLimited as exc:
             refused.append(exc.retry_after_s)
+        except Exception as exc:  # reported below, not lost with the thread
+            failed.append(repr(exc))
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(24)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert not failed, failed
     assert len(admitted) == 10 and len(refused) == 14
     assert all(1 <= r <= 61 for r in refused)
 

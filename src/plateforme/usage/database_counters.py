@@ -58,11 +58,11 @@ def _wait_s(prev: float, current: float, limit: int, window_no: int, length: flo
 
 
 def _statement_engine(db: Database):
-    """Connections for single atomic statements: autocommit (no BEGIN/COMMIT round trips), and on
-    PostgreSQL a pool of their own without the checkout ping and the rollback on return, so a count
+    """Connections for single atomic statements: on PostgreSQL, autocommit (no BEGIN/COMMIT round
+    trips) and a pool of their own without the checkout ping and the rollback on return, so a count
     costs one round trip (a dead pooled connection is retried once instead of pinged each time)."""
     if db.engine.dialect.name != "postgresql":
-        return db.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return db.engine  # SQLite: its own transactions (with its busy timeout) serialise the writers
     return create_engine(db.engine.url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=20,
                          pool_reset_on_return=None)
 
@@ -82,7 +82,7 @@ class DatabaseCounters:
     def _add(self, names: list[str], requests: int, tokens: int, now: float) -> list:
         params = {"w": int(now // self.window_s), "r": requests, "t": tokens}
         params.update({f"s{i}": name for i, name in enumerate(names)})
-        return self._execute(_UPSERTS[len(names)], params).all()
+        return self._execute(_UPSERTS[len(names)], params)
 
     def hit(self, scopes: list[Scope]) -> None:
         """Count one request in every scope, or raise RateLimited (taking it back) when one is full."""
@@ -107,8 +107,9 @@ class DatabaseCounters:
         """One statement, retried once on a fresh connection when a pooled one turns out dead."""
         for attempt in (1, 2):
             try:
-                with self._engine.connect() as conn:
-                    return conn.execute(statement, params)
+                with self._engine.begin() as conn:  # (autocommit on PostgreSQL: no BEGIN is sent)
+                    result = conn.execute(statement, params)
+                    return result.all() if result.returns_rows else None
             except DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise
