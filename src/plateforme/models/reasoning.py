@@ -68,7 +68,7 @@ def _detect(spec: ModelSpec) -> bool:
             tekken = Path(spec.vllm.model).expanduser() / "tekken.json"
             if tekken.is_file():  # a Mistral-format checkpoint
                 return _tekken_thinks(str(tekken))
-            return template_reasons(_checkpoint_template(spec.vllm.model))
+            return template_reasons(_checkpoint_template(spec.vllm.tokenizer or spec.vllm.model))
         if spec.tokenizer:
             return _tekken_thinks(spec.tokenizer)
         return template_reasons(_gguf_template(spec))
