@@ -1,9 +1,11 @@
 """Storage: migrations on SQLite and PostgreSQL, atomic blob writes (local and S3 protocol)."""
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from plateforme.storage.blobs import BlobNotFound, LocalBlobStore, check_key
 from plateforme.storage.database import open_database
@@ -26,6 +28,20 @@ def test_migrations_create_the_schema_and_rerun_cleanly(database_url):
     with db.session() as s:
         assert s.scalar(select(Workspace.name)) == "team"
     db.dispose()
+
+
+def test_replicas_starting_together_migrate_one_database_once(postgres):
+    """Gateways starting at once on an empty PostgreSQL database: each opens it (migrating under
+    an advisory lock), none fails on tables another one is creating."""
+    url = postgres.create_database(f"t_race_{uuid.uuid4().hex[:8]}")
+    with ThreadPoolExecutor(3) as pool:
+        databases = list(pool.map(lambda _: open_database(url), range(3)))
+    try:
+        with databases[0].session() as s:
+            assert s.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        for db in databases:
+            db.dispose()
 
 
 def test_deleting_a_workspace_cascades_to_its_users_and_keys(database_url):

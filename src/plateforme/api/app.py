@@ -43,7 +43,7 @@ def _storage(app: FastAPI, settings: Settings) -> None:
     app.state.accounts = Accounts(db)
     app.state.audit = AuditLog(db)
     app.state.key_cache = KeyCache()
-    app.state.billing = Billing(db)
+    app.state.billing = Billing(db, settings.limits_backend)
     blobs = open_blob_store(settings.resolved_blob_store())
     blobs.sweep_partials()
     app.state.files = FileService(db, blobs, settings.max_upload_bytes)

@@ -120,10 +120,12 @@ class AdapterHost:
     async def _retire(self, generation: _Generation) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._engine_timeout
-        await asyncio.sleep(IDLE_POLL_S)  # requests that took the old client just before the switch
-        while loop.time() < deadline and await generation.busy():
-            await asyncio.sleep(IDLE_POLL_S)
-        await generation.close()
+        try:
+            await asyncio.sleep(IDLE_POLL_S)  # requests that took the old client just before the switch
+            while loop.time() < deadline and await generation.busy():
+                await asyncio.sleep(IDLE_POLL_S)
+        finally:  # also when the host closes meanwhile: the old process never outlives it
+            await generation.close()
 
     def client(self) -> OpenAIEngineClient:
         current = self._current
