@@ -258,3 +258,28 @@ def test_http_failures_are_classified_by_the_real_endpoint_client():
             await client.probe(1)
         await client.close()
     asyncio.run(run())
+
+
+def test_a_remote_model_with_every_endpoint_out_is_down_and_says_why():
+    """Two endpoints nothing listens on (real connection refusals on loopback ports)."""
+    from server_process import free_port
+
+    from plateforme.engines.remote_engine import RemoteEngine
+    from plateforme.engines.supervisor import WorkerState
+    from plateforme.models.spec import ModelSpec
+
+    urls = [f"http://127.0.0.1:{free_port()}/v1" for _ in range(2)]
+    engine = RemoteEngine(ModelSpec(name="r", engine="openai", endpoints=urls), engine_timeout=5)
+
+    async def scenario():
+        assert engine.status().state is WorkerState.READY  # nothing known against them yet
+        for _ in range(2):
+            with pytest.raises(EngineUnavailable):
+                await engine.client().chat({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+        status = engine.status()
+        await engine.close()
+        return status
+
+    status = asyncio.run(scenario())
+    assert status.state is WorkerState.DOWN
+    assert all(url in status.last_error for url in urls) and "every endpoint is out" in status.last_error

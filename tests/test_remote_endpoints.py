@@ -143,6 +143,10 @@ def test_a_replica_killed_during_16_streams_then_restarted(cluster):
     state = endpoints_of(gateway)
     assert not state[a_url]["healthy"] and state[a_url]["last_error"], state
     assert state[b_url]["healthy"] and state[b_url]["in_flight"] == 0
+    metrics = httpx.get(f"{gateway.url}/metrics", headers=gateway.headers, timeout=30).text
+    assert f'plateforme_endpoint_up{{endpoint="{a_url}",model="{MODEL}"}} 0.0' in metrics, metrics
+    assert f'plateforme_endpoint_up{{endpoint="{b_url}",model="{MODEL}"}} 1.0' in metrics
+    assert f'plateforme_worker_up{{model="{MODEL}"}} 1.0' in metrics  # B still serves the model
 
     # A restarts on its port: its probe (GET /models with the key) puts it back in rotation.
     a.start()

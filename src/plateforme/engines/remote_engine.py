@@ -103,9 +103,15 @@ class RemoteEngine:
         """Nothing to start: the server is someone else's."""
 
     def status(self) -> WorkerStatus:
-        """READY unless misconfigured: whether the server answers is the health probe's verdict."""
-        state = WorkerState.DOWN if self._config_error else WorkerState.READY
-        return WorkerStatus(state, None, 0, self._config_error)
+        """DOWN when misconfigured or when every endpoint is out (their last errors say why),
+        else READY; whether a server answers right now is the health probe's verdict."""
+        if self._config_error:
+            return WorkerStatus(WorkerState.DOWN, None, 0, self._config_error)
+        reports = self.endpoint_reports()
+        if reports and not any(e["healthy"] for e in reports):
+            errors = "; ".join(f"{e['url']}: {e.get('last_error') or 'out'}" for e in reports)
+            return WorkerStatus(WorkerState.DOWN, None, 0, f"every endpoint is out ({errors})")
+        return WorkerStatus(WorkerState.READY, None, 0, None)
 
     def client(self) -> RemoteEngineClient:
         if self._config_error:

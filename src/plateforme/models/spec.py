@@ -100,6 +100,8 @@ class ModelSpec(BaseModel):
         if (self.base_url is None) == (self.endpoints is None):
             raise ValueError(f"model {self.name!r}: engine openai needs either `base_url` (the server's "
                              "OpenAI base URL, /v1 included) or `endpoints` (a list of such URLs), not both")
+        if self.endpoints and len({u.rstrip("/") for u in self.endpoints}) != len(self.endpoints):
+            raise ValueError(f"model {self.name!r}: an endpoint is listed twice in `endpoints`")
         for url in self.endpoints or []:
             if not re.match(URL_PATTERN, url):
                 raise ValueError(f"model {self.name!r}: endpoint {url!r} is not an http(s) URL")

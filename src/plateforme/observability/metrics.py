@@ -54,8 +54,18 @@ class PoolCollector:
                                        "and was restarted.", labels=["model"])
         probes = CounterMetricFamily("plateforme_health_probes", "Generations run on the worker by /health "
                                      "probes.", labels=["model"])
+        endpoint_up = GaugeMetricFamily("plateforme_endpoint_up", "1 when the endpoint of a remote model is "
+                                        "in rotation, 0 while it is out and probed.", labels=["model", "endpoint"])
+        endpoint_running = GaugeMetricFamily("plateforme_endpoint_in_flight", "Requests in flight on the "
+                                             "endpoint of a remote model.", labels=["model", "endpoint"])
+        endpoint_failures = CounterMetricFamily("plateforme_endpoint_failures", "Server failures that took "
+                                                "the endpoint out of rotation.", labels=["model", "endpoint"])
         for worker in self.pool.every_worker():
             name, admission, status = worker.name, worker.admission, worker.status()
+            for e in getattr(worker, "endpoint_reports", list)():
+                endpoint_up.add_metric([name, e["url"]], 1.0 if e["healthy"] else 0.0)
+                endpoint_running.add_metric([name, e["url"]], e["in_flight"])
+                endpoint_failures.add_metric([name, e["url"]], e["failures"])
             if status is None:
                 continue
             queue.add_metric([name], admission.queued)
@@ -67,7 +77,7 @@ class PoolCollector:
                 state.add_metric([name, s], 1.0 if current == s else 0.0)
             restarts.add_metric([name], status.restarts)
             probes.add_metric([name], worker.probe.generations)
-        return [queue, running, slots, up, state, restarts, probes]
+        return [queue, running, slots, up, state, restarts, probes, endpoint_up, endpoint_running, endpoint_failures]
 
 
 class Metrics:
