@@ -45,30 +45,42 @@ def _drain(stream, limit=None):
 def test_chat_chunks_are_counted_from_llamacpp_timings():
     tally = TokenTally()
     client = ScriptedClient(chat_chunks=[_timed(3, 30, n) for n in range(1, 11)])
-    _drain(tally.client(client, 0).stream_chat({"messages": []}), limit=4)  # the client leaves early
+    _drain(tally.client(client, 0, timings=True).stream_chat({"messages": []}), limit=4)  # the client leaves early
     assert client.payloads[0]["timings_per_token"] is True
     assert tally.totals() == (33, 4)  # cached prompt tokens are part of the prompt
 
 
 def test_several_calls_of_one_choice_add_their_completions_and_keep_the_first_prompt():
     tally = TokenTally()
-    metered = tally.client(ScriptedClient(chat_chunks=[_timed(10, 0, 1), _timed(10, 0, 2)]), 0)
+    metered = tally.client(ScriptedClient(chat_chunks=[_timed(10, 0, 1), _timed(10, 0, 2)]), 0, timings=True)
     _drain(metered.stream_chat({}))
     _drain(metered.stream_chat({}))  # a min_tokens continuation: a longer prompt, not billed again
-    other = tally.client(ScriptedClient(completion_chunks=[{"tokens": [5, 6]}, {"tokens": [7], "stop": True}]), 1)
+    other = tally.client(ScriptedClient(completion_chunks=[{"tokens": [5, 6]}, {"tokens": [7], "stop": True}]), 1, timings=True)
     _drain(other.stream_completion({"prompt": [1, 2, 3]}))
     assert tally.totals() == (10, 2 + 2 + 3)
 
 
+def test_an_engine_without_timings_is_counted_per_content_chunk_until_its_usage():
+    tally = TokenTally()
+    content = [{"choices": [{"delta": {"content": w}}]} for w in ("a", "b", "c")]
+    _drain(tally.client(ScriptedClient(chat_chunks=content), 0, timings=False).stream_chat({}), limit=2)
+    assert tally.totals() == (0, 2)  # cut early: a lower bound, the prompt is not known yet
+    client = ScriptedClient(chat_chunks=[*content, {"choices": [], "usage": {"prompt_tokens": 9,
+                                                                              "completion_tokens": 5}}])
+    exact = TokenTally()
+    _drain(exact.client(client, 0, timings=False).stream_chat({}))
+    assert "timings_per_token" not in client.payloads[0]
+    assert exact.totals() == (9, 5)  # the server's own usage replaces the estimate
+
+
 def test_a_stream_that_fails_for_any_reason_ends_with_an_error_event():
     async def events():
+        yield Delta(0, role="assistant", content="")
         yield Delta(0, content="Hel")
         raise KeyError("a parser bug")
 
     async def run():
-        body = [part async for part in chat_sse(Delta(0, role="assistant", content=""), events(), "cmpl-1",
-                                                "m", 0)]
-        return body
+        return [part async for part in chat_sse(events(), "cmpl-1", "m", 0)]
 
     body = asyncio.run(run())
     assert body[-1] != "data: [DONE]\n\n"
@@ -78,12 +90,13 @@ def test_a_stream_that_fails_for_any_reason_ends_with_an_error_event():
 
 def test_usage_of_a_completed_stream_is_sent_last():
     async def events():
+        yield Delta(0, role="assistant", content="")
         yield Delta(0, content="Hi", finish_reason=None)
         yield Delta(0, finish_reason="stop")
         yield Usage(3, 2)
 
     async def run():
-        return [part async for part in chat_sse(Delta(0, role="assistant", content=""), events(), "c", "m", 0)]
+        return [part async for part in chat_sse(events(), "c", "m", 0)]
 
     body = asyncio.run(run())
     assert body[-1] == "data: [DONE]\n\n"

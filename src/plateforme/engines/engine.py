@@ -33,9 +33,13 @@ class EngineCapabilities:
     # (`response_format` json_schema / json_object), for engines without `grammar`.
     server_tools: bool = False
     server_structured_outputs: bool = False
+    # llama.cpp's per-chunk `timings` (prompt_n, predicted_n) on chat streams: the exact running
+    # token count of a generation (engines/token_tally.py); otherwise one token per content chunk.
+    stream_timings: bool = False
 
 
-LLAMACPP_CAPABILITIES = EngineCapabilities(token_prompts=True, grammar=True, exact_prompt_count=True, lora=True)
+LLAMACPP_CAPABILITIES = EngineCapabilities(token_prompts=True, grammar=True, exact_prompt_count=True, lora=True,
+                                           stream_timings=True)
 
 
 @runtime_checkable

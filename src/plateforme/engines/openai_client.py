@@ -50,9 +50,6 @@ class OpenAIEngineClient:
     server's base URL already ends in /v1); `headers` go with every request (an API key).
     """
 
-    # llama.cpp's per-chunk `timings` may be asked for (engines/token_tally.py)
-    timings = True
-
     def __init__(self, base_url: str, max_connections: int, timeout_s: float, *, label: str = "model worker",
                  chat_path: str = "/v1/chat/completions", headers: dict | None = None):
         self.base_url = base_url

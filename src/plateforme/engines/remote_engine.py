@@ -27,8 +27,6 @@ from plateforme.models.spec import ModelSpec
 class RemoteEndpointClient(OpenAIEngineClient):
     """The OpenAI protocol to one base URL of a remote server."""
 
-    timings = False  # a generic server streams no llama.cpp `timings`
-
     def __init__(self, model: str, url: str, max_connections: int, timeout_s: float, api_key: str | None):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         super().__init__(url.rstrip("/"), max_connections, timeout_s, chat_path="/chat/completions",
@@ -46,8 +44,6 @@ class RemoteEndpointClient(OpenAIEngineClient):
 class RemoteEngineClient:
     """The OpenAI protocol only, every request naming the server's own model, over the model's
     endpoints (engines/endpoint_set.py: least in flight, failover, probes)."""
-
-    timings = False
 
     def __init__(self, spec: ModelSpec, max_connections: int, timeout_s: float, api_key: str | None,
                  **probe_options):

@@ -33,16 +33,18 @@ class TokenTally:
         prompt = self.prompt.get(0, max(self.prompt.values(), default=0))
         return prompt, sum(self.completion.values())
 
-    def client(self, client, index: int) -> "MeteredClient":
-        """`client` (an engine client) with its calls for choice `index` counted here."""
-        return MeteredClient(client, self, index)
+    def client(self, client, index: int, timings: bool) -> "MeteredClient":
+        """`client` (an engine client) with its calls for choice `index` counted here; `timings`:
+        whether the engine streams llama.cpp's per-chunk timings (EngineCapabilities.stream_timings)."""
+        return MeteredClient(client, self, index, timings)
 
 
 class MeteredClient:
     """An engine client whose streaming generations are counted in a TokenTally."""
 
-    def __init__(self, client, tally: TokenTally, index: int):
+    def __init__(self, client, tally: TokenTally, index: int, timings: bool):
         self._client = client
+        self._timings = timings
         self._tally = tally
         self._index = index
         self.base_url = client.base_url
@@ -53,7 +55,7 @@ class MeteredClient:
 
     async def stream_chat(self, payload: dict) -> AsyncIterator[dict]:
         before = self._tally.completion.get(self._index, 0)  # earlier calls of this choice
-        if not getattr(self._client, "timings", True):
+        if not self._timings:
             async for chunk in self._remote_stream_chat(payload, before):
                 yield chunk
             return

@@ -26,8 +26,6 @@ from plateforme.models.spec import ModelSpec
 class VLLMEngineClient(OpenAIEngineClient):
     """The OpenAI protocol to one vLLM server, plus its `/tokenize`."""
 
-    timings = False  # vLLM streams no llama.cpp `timings`: usage comes with the last chunk
-
     def __init__(self, spec: ModelSpec, base_url: str, api_key: str, max_connections: int, timeout_s: float):
         super().__init__(base_url, max_connections, timeout_s, label=f"the vLLM server of model {spec.name!r}",
                          headers={"Authorization": f"Bearer {api_key}"})

@@ -47,7 +47,7 @@ class GenerationCore:
             client = engine.client()
 
             def client_for(index: int):
-                return client if tally is None else tally.client(client, index)
+                return client if tally is None else tally.client(client, index, engine.capabilities.stream_timings)
 
             try:
                 choices = await plan(engine, client_for)
