@@ -104,6 +104,40 @@ def summarise(runs: list[dict]) -> dict:
             "tokens": runs[0]["tokens"], "runs": runs}
 
 
+def compare(sides: dict[str, tuple[str, str]], reference: str, levels: list[int], rounds: int,
+            max_tokens: int) -> list[dict]:
+    """Measure each side ({name: (url, model)}) at each concurrency level, alternating the sides
+    round by round so machine noise hits both alike; `reference` is the side plateforme is
+    compared with (ratio of tokens/s, added TTFT p50)."""
+    for url, model in sides.values():  # warm-up: first requests pay one-off costs
+        asyncio.run(measure(url, model, 2, 16))
+    rows = []
+    for concurrency in levels:
+        runs: dict[str, list[dict]] = {side: [] for side in sides}
+        for round_ in range(rounds):
+            order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+            for side in order:
+                runs[side].append(asyncio.run(measure(*sides[side], concurrency, max_tokens)))
+        row = {"concurrency": concurrency, **{side: summarise(r) for side, r in runs.items()}}
+        row["tok_s_ratio"] = row["plateforme"]["tok_s"] / row[reference]["tok_s"]
+        row["ttft_added_ms"] = row["plateforme"]["ttft_p50_ms"] - row[reference]["ttft_p50_ms"]
+        rows.append(row)
+        print(f"  {concurrency:>2} streams: {reference} {row[reference]['tok_s']:.1f} tok/s, "
+              f"plateforme {row['plateforme']['tok_s']:.1f} tok/s", flush=True)
+    return rows
+
+
+def print_table(rows: list[dict], reference: str) -> None:
+    ref = f"{reference} tok/s"
+    ref_ttft = f"{reference} TTFT p50"
+    print(f"\n{'streams':>7} | {ref:>12} {'plateforme tok/s':>16} {'ratio':>6} | "
+          f"{ref_ttft:>15} {'plateforme TTFT p50':>19} {'added':>8}")
+    for row in rows:
+        e, p = row[reference], row["plateforme"]
+        print(f"{row['concurrency']:>7} | {e['tok_s']:>12.1f} {p['tok_s']:>16.1f} {row['tok_s_ratio']:>5.2f}x | "
+              f"{e['ttft_p50_ms']:>12.1f} ms {p['ttft_p50_ms']:>16.1f} ms {row['ttft_added_ms']:>+5.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
@@ -128,32 +162,13 @@ def main() -> None:
     try:
         wait_healthy(engine_url, engine)
         wait_healthy(platform_url, gateway)
-        for url, model in sides.values():  # warm-up: first requests pay one-off costs
-            asyncio.run(measure(url, model, 2, 16))
-        rows = []
-        for concurrency in args.concurrency:
-            runs: dict[str, list[dict]] = {"engine": [], "plateforme": []}
-            for round_ in range(args.rounds):
-                order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
-                for side in order:
-                    runs[side].append(asyncio.run(measure(*sides[side], concurrency, args.max_tokens)))
-            row = {"concurrency": concurrency, **{side: summarise(r) for side, r in runs.items()}}
-            row["tok_s_ratio"] = row["plateforme"]["tok_s"] / row["engine"]["tok_s"]
-            row["ttft_added_ms"] = row["plateforme"]["ttft_p50_ms"] - row["engine"]["ttft_p50_ms"]
-            rows.append(row)
-            print(f"  {concurrency:>2} streams: engine {row['engine']['tok_s']:.1f} tok/s, "
-                  f"plateforme {row['plateforme']['tok_s']:.1f} tok/s", flush=True)
+        rows = compare(sides, "engine", args.concurrency, args.rounds, args.max_tokens)
     finally:
         for proc in (gateway, engine):
             proc.terminate()
             proc.wait(30)
 
-    print(f"\n{'streams':>7} | {'engine tok/s':>12} {'plateforme tok/s':>16} {'ratio':>6} | "
-          f"{'engine TTFT p50':>15} {'plateforme TTFT p50':>19} {'added':>8}")
-    for row in rows:
-        e, p = row["engine"], row["plateforme"]
-        print(f"{row['concurrency']:>7} | {e['tok_s']:>12.1f} {p['tok_s']:>16.1f} {row['tok_s_ratio']:>5.2f}x | "
-              f"{e['ttft_p50_ms']:>12.1f} ms {p['ttft_p50_ms']:>16.1f} ms {row['ttft_added_ms']:>+5.1f} ms")
+    print_table(rows, "engine")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench_chat-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({

@@ -11,7 +11,6 @@ machine noise hits both alike. Prints a table and writes JSON to benchmarks/resu
 """
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -21,7 +20,7 @@ import tempfile
 import time
 
 import yaml
-from bench_chat import BENCH_KEY, RESULTS, measure, summarise, wait_healthy
+from bench_chat import BENCH_KEY, RESULTS, compare, print_table, wait_healthy
 
 from plateforme.engines.supervisor import free_loopback_port
 from plateforme.models.registry import ModelRegistry
@@ -76,32 +75,13 @@ def main() -> None:
     try:
         wait_started(server_url, server, server_log)
         wait_started(platform_url, gateway, gateway_log)
-        for url, model in sides.values():  # warm-up: first requests pay one-off costs
-            asyncio.run(measure(url, model, 2, 16))
-        rows = []
-        for concurrency in args.concurrency:
-            runs: dict[str, list[dict]] = {"server": [], "plateforme": []}
-            for round_ in range(args.rounds):
-                order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
-                for side in order:
-                    runs[side].append(asyncio.run(measure(*sides[side], concurrency, args.max_tokens)))
-            row = {"concurrency": concurrency, **{side: summarise(r) for side, r in runs.items()}}
-            row["tok_s_ratio"] = row["plateforme"]["tok_s"] / row["server"]["tok_s"]
-            row["ttft_added_ms"] = row["plateforme"]["ttft_p50_ms"] - row["server"]["ttft_p50_ms"]
-            rows.append(row)
-            print(f"  {concurrency:>2} streams: server {row['server']['tok_s']:.1f} tok/s, "
-                  f"plateforme {row['plateforme']['tok_s']:.1f} tok/s", flush=True)
+        rows = compare(sides, "server", args.concurrency, args.rounds, args.max_tokens)
     finally:
         for proc in (gateway, server):
             proc.terminate()
             proc.wait(30)
 
-    print(f"\n{'streams':>7} | {'server tok/s':>12} {'plateforme tok/s':>16} {'ratio':>6} | "
-          f"{'server TTFT p50':>15} {'plateforme TTFT p50':>19} {'added':>8}")
-    for row in rows:
-        s, p = row["server"], row["plateforme"]
-        print(f"{row['concurrency']:>7} | {s['tok_s']:>12.1f} {p['tok_s']:>16.1f} {row['tok_s_ratio']:>5.2f}x | "
-              f"{s['ttft_p50_ms']:>12.1f} ms {p['ttft_p50_ms']:>16.1f} ms {row['ttft_added_ms']:>+5.1f} ms")
+    print_table(rows, "server")
     targets_met = all(r["tok_s_ratio"] >= 0.95 and r["ttft_added_ms"] <= 10 for r in rows)
     print(f"targets (ratio >= 0.95, added TTFT p50 <= 10 ms): {'met' if targets_met else 'NOT met'}")
     RESULTS.mkdir(exist_ok=True)

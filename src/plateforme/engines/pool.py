@@ -10,63 +10,28 @@ capability), so health checks and metrics see every worker process of the gatewa
 import asyncio
 
 from plateforme.engines.adapter_host import AdapterHost
-from plateforme.engines.admission import Admission
 from plateforme.engines.engine import LLAMACPP_CAPABILITIES, Engine
-from plateforme.engines.errors import EngineUnavailable
 from plateforme.engines.openai_client import OpenAIEngineClient
-from plateforme.engines.probe import WorkerProbe
 from plateforme.engines.remote_engine import RemoteEngine
-from plateforme.engines.retired_clients import RetiredClients
-from plateforme.engines.supervisor import WorkerState, WorkerStatus, WorkerSupervisor
+from plateforme.engines.supervised_engine import SupervisedEngine
+from plateforme.engines.supervisor import WorkerSupervisor
 from plateforme.engines.vllm_engine import VLLMEngine
 from plateforme.models.registry import ModelRegistry
 from plateforme.models.spec import ModelSpec
 
 
-class ModelWorker:
+class ModelWorker(SupervisedEngine):
     """Engine `llamacpp`: one local llama.cpp process, supervised and restarted on failure."""
 
     kind = "llamacpp"
     capabilities = LLAMACPP_CAPABILITIES
 
     def __init__(self, spec: ModelSpec, start_timeout: float, engine_timeout: float):
-        self.spec = spec
-        self.name = spec.name
-        self.supervisor = WorkerSupervisor(spec, start_timeout)
-        self.admission = Admission(spec.name, spec.parallel, spec.max_queue)
-        self.probe = WorkerProbe(self)
-        self._engine_timeout = engine_timeout
-        self._client: OpenAIEngineClient | None = None
-        self._retired = RetiredClients()
+        super().__init__(spec, WorkerSupervisor(spec, start_timeout), engine_timeout)
 
-    def start(self) -> None:
-        self.supervisor.start()
-
-    def status(self) -> WorkerStatus:
-        return self.supervisor.status()
-
-    def client(self) -> OpenAIEngineClient:
-        """The client of the running worker, or EngineUnavailable saying why there is none."""
-        sup = self.supervisor
-        if sup.state is not WorkerState.READY or sup.base_url is None:
-            reason = f": {sup.last_error}" if sup.last_error else ""
-            raise EngineUnavailable(
-                f"model {self.spec.name!r} is not available (worker {sup.state.value}{reason})",
-                retry_after_s=sup.retry_after_s(),
-            )
-        if self._client is None or self._client.base_url != sup.base_url:
-            if self._client is not None:  # the worker was restarted: the old process is gone
-                self._retired.retire(self._client)
-            self._client = OpenAIEngineClient(
-                sup.base_url, max_connections=self.admission.capacity + 4, timeout_s=self._engine_timeout
-            )
-        return self._client
-
-    async def close(self) -> None:
-        await self.supervisor.stop()
-        await self._retired.close_all()
-        if self._client is not None:
-            await self._client.close()
+    def _new_client(self, base_url: str) -> OpenAIEngineClient:
+        return OpenAIEngineClient(base_url, max_connections=self.admission.capacity + 4,
+                                  timeout_s=self._engine_timeout)
 
 
 def make_engine(spec: ModelSpec, start_timeout: float, engine_timeout: float) -> Engine:

@@ -11,13 +11,10 @@ plateforme), `min_tokens`, `prefix`, and fine-tunes served as LoRA adapters by p
 
 from collections.abc import AsyncIterator
 
-from plateforme.engines.admission import Admission
 from plateforme.engines.engine import capabilities_of
-from plateforme.engines.errors import EngineUnavailable, EngineUnsupported
+from plateforme.engines.errors import EngineUnsupported
 from plateforme.engines.openai_client import OpenAIEngineClient
-from plateforme.engines.probe import WorkerProbe
-from plateforme.engines.retired_clients import RetiredClients
-from plateforme.engines.supervisor import WorkerState, WorkerStatus
+from plateforme.engines.supervised_engine import SupervisedEngine
 from plateforme.engines.vllm_command import served_name
 from plateforme.engines.vllm_supervisor import VLLMSupervisor
 from plateforme.models.spec import ModelSpec
@@ -53,42 +50,14 @@ class VLLMEngineClient(OpenAIEngineClient):
         raise EngineUnsupported(self._spec.name, self._spec.engine, "generation from token ids")
 
 
-class VLLMEngine:
+class VLLMEngine(SupervisedEngine):
     kind = "vllm"
+    server_label = "vLLM server"
 
     def __init__(self, spec: ModelSpec, engine_timeout: float):
-        self.spec = spec
-        self.name = spec.name
+        super().__init__(spec, VLLMSupervisor(spec), spec.timeout_s or engine_timeout)
         self.capabilities = capabilities_of(spec)
-        self.supervisor = VLLMSupervisor(spec)
-        self.admission = Admission(spec.name, spec.parallel, spec.max_queue)
-        self.probe = WorkerProbe(self)
-        self._timeout = spec.timeout_s or engine_timeout
-        self._client: VLLMEngineClient | None = None
-        self._retired = RetiredClients()
 
-    def start(self) -> None:
-        self.supervisor.start()
-
-    def status(self) -> WorkerStatus:
-        return self.supervisor.status()
-
-    def client(self) -> VLLMEngineClient:
-        """The client of the running server, or EngineUnavailable saying why there is none."""
-        sup = self.supervisor
-        if sup.state is not WorkerState.READY or sup.base_url is None:
-            reason = f": {sup.last_error}" if sup.last_error else ""
-            raise EngineUnavailable(f"model {self.spec.name!r} is not available (vLLM server {sup.state.value}"
-                                    f"{reason})", retry_after_s=sup.retry_after_s())
-        if self._client is None or self._client.base_url != sup.base_url:
-            if self._client is not None:  # restarted after a crash: the old server is gone
-                self._retired.retire(self._client)
-            self._client = VLLMEngineClient(self.spec, sup.base_url, sup.api_key,
-                                            self.admission.capacity + 4, self._timeout)
-        return self._client
-
-    async def close(self) -> None:
-        await self.supervisor.stop()
-        await self._retired.close_all()
-        if self._client is not None:
-            await self._client.close()
+    def _new_client(self, base_url: str) -> "VLLMEngineClient":
+        return VLLMEngineClient(self.spec, base_url, self.supervisor.api_key, self.admission.capacity + 4,
+                                self._engine_timeout)
