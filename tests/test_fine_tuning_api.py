@@ -112,6 +112,12 @@ def test_fine_tuned_model_card_rename_archive_and_delete(platform, trained):
     validate(updated, "CompletionFTModelOut", FINE_TUNING)
     assert (updated["name"], updated["description"], updated["job"]) == ("Quill", "facts", trained["id"])
     ask = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    # FIM resolves the workspace's fine-tunes like chat: ours reaches the base's engine, which has
+    # no FIM tokens (a 400 naming the base model, not an unknown model).
+    fim = httpx.post(f"{platform.url}/v1/fim/completions", headers=headers(), timeout=60,
+                     json={"model": model, "prompt": "def add(a, b):", "max_tokens": 4})
+    assert fim.status_code == 400 and "fill-in-the-middle" in fim.json()["message"], fim.text
+    assert DEFAULT_MODEL in fim.json()["message"]
     archived = sdk(platform, f"result = client.models.archive(model_id={model!r})")
     assert archived == {"id": model, "object": "model", "archived": True}
     refused = httpx.post(f"{platform.url}/v1/chat/completions", headers=headers(), json=ask)
@@ -139,13 +145,9 @@ def test_another_workspace_sees_and_uses_nothing(platform, trained, other_key):
     used = httpx.post(f"{platform.url}/v1/chat/completions", headers=theirs,
                       json={"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
     assert used.status_code == 404
-    # FIM resolves fine-tunes like chat: theirs is unknown to them; ours reaches the base's engine,
-    # which has no FIM tokens (a 400 naming the base model, not an unknown model).
+    # FIM resolves fine-tunes like chat: another workspace's is unknown to them.
     fim = {"model": model, "prompt": "def add(a, b):", "max_tokens": 4}
     assert httpx.post(f"{platform.url}/v1/fim/completions", headers=theirs, json=fim).status_code == 404
-    ours = httpx.post(f"{platform.url}/v1/fim/completions", headers=headers(), json=fim, timeout=60)
-    assert ours.status_code == 400 and "fill-in-the-middle" in ours.json()["message"], ours.text
-    assert DEFAULT_MODEL in ours.json()["message"]
     # Their own job cannot use our files either.
     job = httpx.post(f"{platform.url}/v1/fine_tuning/jobs", headers=theirs, json={
         "model": DEFAULT_MODEL, "training_files": [{"file_id": trained["training_files"][0]}], "hyperparameters": TINY})
