@@ -7,7 +7,7 @@ import httpx
 from spec_schema import sse_chunks
 
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to cook."}]
-MAX_TOKENS = 96
+MAX_TOKENS = 48
 
 
 async def _stream(client: httpx.AsyncClient, model: str, seed: int) -> dict:
