@@ -138,22 +138,31 @@ def print_table(rows: list[dict], reference: str) -> None:
               f"{e['ttft_p50_ms']:>12.1f} ms {p['ttft_p50_ms']:>16.1f} ms {row['ttft_added_ms']:>+5.1f} ms")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def bench_args(doc: str) -> argparse.Namespace:
+    """The options of the side-by-side throughput benchmarks."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def engine_command(spec, port: int, *extra: str) -> list[str]:
+    """The bare llama.cpp server of the default model, through the same worker module plateforme runs."""
+    return [sys.executable, "-m", "plateforme.engines.llamacpp_worker", "--model", str(spec.weights_path()),
+            "--port", str(port), "--context-length", str(spec.context_length), "--parallel", str(spec.parallel),
+            *extra]
+
+
+def main() -> None:
+    args = bench_args(__doc__)
     spec = ModelRegistry.from_file(None).specs[0]
     weights = str(spec.weights_path())
     engine_port, platform_port = free_loopback_port(), free_loopback_port()
     engine_url, platform_url = f"http://127.0.0.1:{engine_port}", f"http://127.0.0.1:{platform_port}"
     print(f"model {spec.name}: {spec.parallel} slots x {spec.context_length} tokens, "
           f"{os.cpu_count()} CPUs; starting the engine alone and plateforme...", flush=True)
-    engine = start([sys.executable, "-m", "plateforme.engines.llamacpp_worker", "--model", weights,
-                    "--port", str(engine_port), "--context-length", str(spec.context_length),
-                    "--parallel", str(spec.parallel)])
+    engine = start(engine_command(spec, engine_port))
     # A throwaway data dir and static key: the gateway authenticates like in production.
     gateway = start([sys.executable, "-m", "plateforme.cli", "serve", "--port", str(platform_port)],
                     env={"PLATEFORME_LOG_LEVEL": "warning", "PLATEFORME_API_KEY": BENCH_KEY,

@@ -10,7 +10,6 @@ machine noise hits both alike. Prints a table and writes JSON to benchmarks/resu
     python benchmarks/bench_remote_engine.py [--concurrency 1 4 16] [--rounds 3] [--max-tokens 128]
 """
 
-import argparse
 import json
 import os
 import platform
@@ -20,7 +19,7 @@ import tempfile
 import time
 
 import yaml
-from bench_chat import BENCH_KEY, RESULTS, compare, print_table, wait_healthy
+from bench_chat import BENCH_KEY, RESULTS, bench_args, compare, engine_command, print_table, wait_healthy
 
 from plateforme.engines.supervisor import free_loopback_port
 from plateforme.models.registry import ModelRegistry
@@ -43,14 +42,8 @@ def wait_started(url: str, proc: subprocess.Popen, log: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    args = parser.parse_args()
-
+    args = bench_args(__doc__)
     spec = ModelRegistry.from_file(None).specs[0]
-    weights = str(spec.weights_path())
     server_port, platform_port = free_loopback_port(), free_loopback_port()
     server_url, platform_url = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{platform_port}"
     print(f"model {spec.name}: {spec.parallel} slots x {spec.context_length} tokens, {os.cpu_count()} CPUs; "
@@ -59,9 +52,7 @@ def main() -> None:
     # (static key) and sends it to the server (api_key_env).
     data_dir = tempfile.mkdtemp(prefix="plateforme-bench-remote-")
     server_log, gateway_log = os.path.join(data_dir, "server.log"), os.path.join(data_dir, "gateway.log")
-    server = start([sys.executable, "-m", "plateforme.engines.llamacpp_worker", "--model", weights,
-                    "--port", str(server_port), "--context-length", str(spec.context_length),
-                    "--parallel", str(spec.parallel), "--api-key", BENCH_KEY], server_log)
+    server = start(engine_command(spec, server_port, "--api-key", BENCH_KEY), server_log)
     config = os.path.join(data_dir, "models.yaml")
     with open(config, "w") as f:
         yaml.safe_dump({"models": [{
@@ -87,7 +78,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench_remote_engine-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps({
-        "model": spec.name, "weights": weights, "slots": spec.parallel, "context_length": spec.context_length,
+        "model": spec.name, "weights": str(spec.weights_path()), "slots": spec.parallel, "context_length": spec.context_length,
         "max_tokens": args.max_tokens, "rounds": args.rounds, "cpus": os.cpu_count(),
         "machine": platform.platform(), "targets": {"tok_s_ratio": 0.95, "ttft_added_ms": 10},
         "targets_met": targets_met, "rows": rows,
