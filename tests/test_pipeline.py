@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from plateforme.api.app import create_app
 from plateforme.api.schemas.chat import ChatCompletionRequest
-from plateforme.chat.types import ChatRequest, Delta, Usage
+from plateforme.chat.types import Delta, Usage
 from plateforme.models.registry import ModelRegistry
 from plateforme.models.spec import ModelSpec
 from plateforme.pipeline.call import GenerationCall

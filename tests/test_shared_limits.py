@@ -3,7 +3,6 @@ and PostgreSQL: each replica is its own Database (engine and connection pool) on
 
 import asyncio
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
