@@ -54,6 +54,10 @@ def build_params(args: argparse.Namespace):
     api_key = getattr(args, "api_key", None)
     if api_key:  # a standalone server that requires `Authorization: Bearer <key>` (/health stays open)
         params.api_keys = [api_key]
+    if getattr(args, "speculative", "none") == "ngram":
+        # Drafts from n-grams of the slot's own tokens (prompt and answer so far), checked by the
+        # model: the output is unchanged, edits that copy their input (predicted outputs) go faster.
+        params.speculative.types = [xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
     if args.threads:
         params.cpuparams.n_threads = args.threads
         params.cpuparams_batch.n_threads = args.threads
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--api-key", help="require this API key (standalone use; the gateway's own "
                         "workers listen on loopback without one)")
+    parser.add_argument("--speculative", choices=["none", "ngram"], default="none",
+                        help="speculative decoding: ngram drafts from the prompt and the answer so far")
     parser.add_argument("--lora", action="append", default=[], help="LoRA adapter GGUF (repeatable)")
     args = parser.parse_args(argv)
     _die_with_parent()

@@ -71,6 +71,8 @@ class WorkerSupervisor:
         ]
         if self.spec.threads:
             cmd += ["--threads", str(self.spec.threads)]
+        if self.spec.speculative != "none":
+            cmd += ["--speculative", self.spec.speculative]
         return cmd + self.extra_args
 
     def start(self) -> None:

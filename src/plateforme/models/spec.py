@@ -66,6 +66,10 @@ class ModelSpec(BaseModel):
     parallel: int = Field(default=4, ge=1, le=256)
     # Requests allowed to wait for a free slot; beyond that, 503 at once.
     max_queue: int = Field(default=16, ge=0)
+    # Engine llamacpp: speculative decoding. `ngram` drafts tokens from n-grams of the prompt and
+    # the answer so far (prompt lookup): the answer is unchanged, requests that copy much of their
+    # input (edits with `prediction`) go faster.
+    speculative: Literal["none", "ngram"] = "none"
     # CPU threads for the engine; all cores when unset.
     threads: int | None = Field(default=None, ge=1)
     # Sampling temperature when a request gives none (shown on the model card).
@@ -85,6 +89,8 @@ class ModelSpec(BaseModel):
                 raise ValueError(f"model {self.name!r}: {', '.join(given)} apply to engine openai only")
             return self
         local_only = [f for f in ("path", "tokenizer", "threads") if getattr(self, f) is not None]
+        if self.speculative != "none":
+            local_only.append("speculative")
         if local_only:
             raise ValueError(f"model {self.name!r}: {', '.join(local_only)} apply to engine llamacpp "
                              "only (this engine has its own weights and tokenizer)")
