@@ -5,6 +5,8 @@ gate; `client()` is the client of the server now running, replaced (and the old 
 idle) when the supervisor restarted the server on another port.
 """
 
+from abc import ABC, abstractmethod
+
 from plateforme.engines.admission import Admission
 from plateforme.engines.errors import EngineUnavailable
 from plateforme.engines.probe import WorkerProbe
@@ -13,7 +15,7 @@ from plateforme.engines.supervisor import WorkerState, WorkerStatus
 from plateforme.models.spec import ModelSpec
 
 
-class SupervisedEngine:
+class SupervisedEngine(ABC):
     kind: str
     server_label = "worker"  # how an unavailable server is named in errors
 
@@ -27,9 +29,9 @@ class SupervisedEngine:
         self._client = None
         self._retired = RetiredClients()
 
+    @abstractmethod
     def _new_client(self, base_url: str):
         """A client of the server answering at `base_url`."""
-        raise NotImplementedError
 
     def start(self) -> None:
         self.supervisor.start()
