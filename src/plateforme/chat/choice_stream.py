@@ -87,11 +87,12 @@ class ChoiceStream:
                     content = delta.get("content") or ""
                     logprobs = (engine_choice.get("logprobs") or {}).get("content")
                     text += content
+                    reasoning = reasoning_of(delta)
                     if self.generic:  # the constrained answer is parsed once complete
-                        if reasoning_of(delta):
-                            yield Delta(self.index, thinking=reasoning_of(delta))
+                        if reasoning:
+                            yield Delta(self.index, thinking=reasoning)
                     else:
-                        for piece in parts.deltas(content, reasoning_of(delta), logprobs):
+                        for piece in parts.deltas(content, reasoning, logprobs):
                             yield piece
                     if engine_choice.get("finish_reason"):
                         finish = engine_choice["finish_reason"]

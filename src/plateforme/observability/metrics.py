@@ -2,14 +2,13 @@
 
 Each app owns its own `CollectorRegistry` (never prometheus_client's global one), so several
 apps in one process (tests) do not clash. Request metrics are recorded by the request
-middleware; routes report tokens and time to first token with `observe_tokens` and
-`observe_ttft`; queue depth and worker state are read from the worker pool at scrape time, so
+middleware; the request pipeline (pipeline/request_pipeline.py) reports tokens, time to first
+token, how generations end and its own cost; queue depth and worker state are read from the worker pool at scrape time, so
 they cost nothing between scrapes. Every update is O(1) per request, never per token.
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -165,16 +164,3 @@ def observe_tokens(where: Any, model: str, prompt_tokens: int, completion_tokens
     metrics = metrics_of(where)
     if metrics is not None:
         metrics.observe_tokens(model, prompt_tokens, completion_tokens)
-
-
-def observe_ttft(where: Any, model: str, seconds: float | None = None) -> None:
-    """Record a time to first token; `seconds` defaults to the time since the request arrived."""
-    metrics = metrics_of(where)
-    if metrics is None:
-        return
-    if seconds is None:
-        ctx = current_request()
-        if ctx is None:
-            return
-        seconds = time.perf_counter() - ctx.started
-    metrics.observe_ttft(model, seconds)
