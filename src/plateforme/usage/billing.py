@@ -31,16 +31,11 @@ def shared_limits(db: Database, backend: str) -> bool:
     return backend == "database" or (backend == "auto" and db.engine.dialect.name == "postgresql")
 
 
-def _report_refresh(workspace_id: str, done: asyncio.Future) -> None:
+def _report_failed_reread(what: str, workspace_id: str, done: asyncio.Future) -> None:
+    """Log a background re-read of the workspace's `what` that failed (the last one read still applies)."""
     if not done.cancelled() and done.exception() is not None:
-        log.error("could not re-read the limits of workspace %s (%s); the cached limits still apply, "
-                  "and the next request retries", workspace_id, done.exception())
-
-
-def _report_budget_refresh(workspace_id: str, done: asyncio.Future) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.error("could not re-read the token budget spend of workspace %s (%s); the last one read "
-                  "still applies, and the next request retries", workspace_id, done.exception())
+        log.error("could not re-read the %s of workspace %s (%s); the last one read still applies, "
+                  "and the next request retries", what, workspace_id, done.exception())
 
 
 class Billing:
@@ -82,7 +77,8 @@ class Billing:
         if cached[0] < time.monotonic() and workspace_id not in self._loading:
             # Stale: answer from it while it is re-read in the background; a failed re-read is
             # reported and retried on the next request, the cached limits still apply meanwhile.
-            self._load(workspace_id).add_done_callback(functools.partial(_report_refresh, workspace_id))
+            self._load(workspace_id).add_done_callback(
+                functools.partial(_report_failed_reread, "limits", workspace_id))
         return cached[1]
 
     def _refresh_budget(self, workspace: Workspace) -> None:
@@ -92,7 +88,7 @@ class Billing:
         task = asyncio.ensure_future(run_in_threadpool(self.limiter.load_budget, workspace))
         self._budget_loading[workspace.id] = task
         task.add_done_callback(lambda _: self._budget_loading.pop(workspace.id, None))
-        task.add_done_callback(functools.partial(_report_budget_refresh, workspace.id))
+        task.add_done_callback(functools.partial(_report_failed_reread, "token budget spend", workspace.id))
 
     async def admit(self, who: Principal) -> None:
         """Raise limits.RateLimited when `who` is over a request, token or budget limit; otherwise
