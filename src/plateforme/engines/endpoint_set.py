@@ -134,7 +134,7 @@ class EndpointSet:
             endpoint.probe_task = None
             return
 
-    def _retry_on(self, failed: Endpoint, exc: EngineServerFailed, tried: tuple) -> Endpoint | None:
+    def _retry_on(self, exc: EngineServerFailed, tried: tuple) -> Endpoint | None:
         """Where a request that failed before its first token goes next, if anywhere."""
         if exc.timed_out or len(tried) > 1:
             return None
@@ -155,7 +155,7 @@ class EndpointSet:
                 if exc.timed_out and timeout is not None:
                     raise  # the caller's own short deadline (a /health probe): slow, not down
                 self.taken_out(endpoint, exc)
-                endpoint = self._retry_on(endpoint, exc, tried)
+                endpoint = self._retry_on(exc, tried)
                 if endpoint is None:
                     raise
             finally:
@@ -184,7 +184,7 @@ class EndpointSet:
                     yield chunk
             except EngineServerFailed as exc:
                 self.taken_out(endpoint, exc)
-                endpoint = None if passed_on else self._retry_on(endpoint, exc, tried)
+                endpoint = None if passed_on else self._retry_on(exc, tried)
                 if endpoint is None:
                     raise
                 continue
