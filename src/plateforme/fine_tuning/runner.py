@@ -92,8 +92,8 @@ class JobRunner:
         for job in await asyncio.to_thread(self.store.orphans, self.id):
             if job.id in self.active:
                 continue
-            resumable = job.status == st.RUNNING and job_paths(self.data_dir, job.id).train.exists()
-            if resumable and len(self.active) >= self.max_jobs:
+            has_workdir = await asyncio.to_thread(job_paths(self.data_dir, job.id).train.exists)
+            if job.status == st.RUNNING and has_workdir and len(self.active) >= self.max_jobs:
                 continue  # left for a runner with room (or this one, later)
             job = await asyncio.to_thread(self.store.take_over, job.id, self.id, self.lease_s)
             if job is None:
@@ -104,7 +104,7 @@ class JobRunner:
             elif job.status == st.VALIDATING:
                 await asyncio.to_thread(self.store.move, job.id, st.QUEUED, None,
                                         {"reason": "its runner stopped during validation"})
-            elif job.status == st.RUNNING and not job_paths(self.data_dir, job.id).train.exists():
+            elif job.status == st.RUNNING and not has_workdir:
                 await asyncio.to_thread(self.store.move, job.id, st.FAILED, None, {
                     "error": "the gateway that ran this job stopped and its working directory is gone "
                              "(or on another node's data dir); create the job again"})
