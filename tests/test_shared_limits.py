@@ -107,7 +107,7 @@ def test_the_previous_window_fades_out_of_the_sliding_minute(replicas):
         counters.hit(scope)
 
 
-def test_billing_picks_shared_counters_on_postgresql_or_when_asked(database_url, tmp_path):
+def test_billing_picks_shared_counters_on_postgresql_or_when_asked(database_url):
     db = open_database(database_url)
     try:
         expected = DatabaseCounters if db.engine.dialect.name == "postgresql" else MemoryCounters

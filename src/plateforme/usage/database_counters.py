@@ -71,7 +71,6 @@ class DatabaseCounters:
     blocking = True  # database round trips: run in the thread pool
 
     def __init__(self, db: Database, window_s: float = WINDOW_S, clock=time.time):
-        self.db = db
         self._engine = _statement_engine(db)
         self.window_s = window_s
         self._clock = clock  # Unix time, the same on every replica
