@@ -71,6 +71,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
         finally:
             await app.state.fine_tuning_parts.close()
             await pool.stop()
+            app.state.billing.close()
             app.state.db.dispose()
 
     # The API description is served behind authentication too (GET /openapi.json with a key).

@@ -51,6 +51,10 @@ class Billing:
         self._loading: dict[str, asyncio.Future] = {}
         self._budget_loading: dict[str, asyncio.Future] = {}
 
+    def close(self) -> None:
+        """Release the shared counters' connections (on shutdown)."""
+        self.limiter.counters.close()
+
     def forget(self, workspace_id: str) -> None:
         """Drop the cached limits of a workspace (after an admin changed them)."""
         self._workspaces.pop(workspace_id, None)

@@ -72,11 +72,17 @@ class DatabaseCounters:
 
     def __init__(self, db: Database, window_s: float = WINDOW_S, clock=time.time):
         self._engine = _statement_engine(db)
+        self._db_engine = db.engine
         self.window_s = window_s
         self._clock = clock  # Unix time, the same on every replica
 
     def tracked(self) -> int:
         return 0  # nothing kept in this process
+
+    def close(self) -> None:
+        """Close the connections of its own pool (PostgreSQL); SQLite shares the database's."""
+        if self._engine is not self._db_engine:
+            self._engine.dispose()
 
     def _add(self, names: list[str], requests: int, tokens: int, now: float) -> list:
         params = {"w": int(now // self.window_s), "r": requests, "t": tokens}

@@ -54,6 +54,9 @@ class MemoryCounters:
         self._tokens: dict[str, _Window] = defaultdict(lambda: _Window(window_s))
         self._next_sweep = time.monotonic() + window_s
 
+    def close(self) -> None:
+        """Nothing to release: the windows live in this process."""
+
     def tracked(self) -> int:
         """Windows held in memory (requests and tokens, per scope)."""
         return len(self._requests) + len(self._tokens)
