@@ -62,6 +62,27 @@ class Settings(BaseSettings):
     training_processes: int = 1
     # Dequantised base weights reused by later jobs; `data_dir`/fine_tuning/cache when unset.
     training_cache_dir: Path | None = None
+    # Embeddings: concurrent requests to one embedding model are embedded together, up to this
+    # many texts per batch, waiting at most this long for others to join.
+    embeddings_max_batch: int = 64
+    embeddings_batch_wait_ms: float = 2.0
+    # Document libraries: largest document ingested (bytes) and most pages; larger ones end in
+    # `error` with that reason (uploads beyond max_upload_bytes get 413 at once).
+    library_max_document_bytes: int = 100 * 1024 * 1024
+    library_max_pages: int = 2000
+    # Documents ingested at the same time by this gateway (parsing and OCR run in worker processes).
+    ingestion_workers: int = 1
+    # Whether this gateway ingests documents (several replicas may: each document is claimed by one).
+    ingestion_runner: bool = True
+    # OCR of scanned pages and images (ingestion and POST /v1/ocr): "tesseract" (local, Debian's
+    # tesseract-ocr) or "openai" (a vision model behind an OpenAI-compatible server, e.g. vLLM).
+    ocr_engine: Literal["tesseract", "openai"] = "tesseract"
+    # Tesseract languages (installed traineddata), joined with "+".
+    ocr_languages: str = "eng+fra"
+    # Engine openai: the server's base URL (/v1 included), its model, and the variable holding its key.
+    ocr_base_url: str | None = None
+    ocr_model: str | None = None
+    ocr_api_key_env: str | None = None
     log_level: str = "info"
     # Log lines: "json" (one object per line, with the request id) or "text".
     log_format: str = "json"
