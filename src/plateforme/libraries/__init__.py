@@ -1,0 +1,2 @@
+"""Document libraries: libraries and their sharing, documents, and their ingestion (parse, chunk,
+embed, index) in the background."""
