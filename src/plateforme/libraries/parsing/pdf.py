@@ -1,0 +1,85 @@
+"""PDF: one page per PDF page, text from its text layer (pypdf); a page without one (or with only
+a few characters: a scan) is rendered (pypdfium2) and read by OCR."""
+
+import io
+import logging
+
+import pypdf
+from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+
+from plateforme.libraries.parsing.document import DocumentRejected, ParsedPage
+from plateforme.libraries.parsing.normalize import normalize_text
+from plateforme.libraries.parsing.ocr_pages import PageReader
+from plateforme.ocr import render
+
+log = logging.getLogger("plateforme.libraries.parsing")
+
+# A page whose text layer has fewer non-blank characters than this is treated as a scan.
+MIN_TEXT_CHARS = 16
+
+
+def _open(data: bytes) -> pypdf.PdfReader:
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")
+            except DependencyError as exc:
+                raise DocumentRejected(f"the PDF is encrypted with AES, which needs the `cryptography` package "
+                                       f"to open even without a password: pip install cryptography ({exc})") from exc
+            if opened == pypdf.PasswordType.NOT_DECRYPTED:
+                raise DocumentRejected("the PDF is encrypted: remove its password (print or save it unprotected) "
+                                       "and upload it again")
+        len(reader.pages)  # reads the page tree: a broken one fails here
+        return reader
+    except DocumentRejected:
+        raise
+    except FileNotDecryptedError as exc:
+        raise DocumentRejected("the PDF is encrypted: remove its password and upload it again") from exc
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
+            RecursionError, AssertionError) as exc:
+        raise DocumentRejected(f"the PDF is corrupt: {type(exc).__name__}: {exc}") from exc
+
+
+def _text_layer(page: pypdf.PageObject, number: int) -> str:
+    try:
+        return page.extract_text() or ""
+    except Exception as exc:  # pypdf raises many kinds on broken content streams; OCR takes over
+        log.warning("page %d: no text layer read (%s: %s); trying OCR", number, type(exc).__name__, exc)
+        return ""
+
+
+def _meaningful(text: str) -> int:
+    return sum(1 for ch in text if not ch.isspace())
+
+
+def parse_pdf(data: bytes, ocr: PageReader, max_pages: int) -> list[ParsedPage]:
+    reader = _open(data)
+    count = len(reader.pages)
+    if count > max_pages:
+        raise DocumentRejected(f"the PDF has {count} pages, more than the {max_pages} this server ingests "
+                               "(PLATEFORME_LIBRARY_MAX_PAGES): split it")
+    pages, pdfium = [], None
+    try:
+        for index, page in enumerate(reader.pages):
+            text = normalize_text(_text_layer(page, index + 1))
+            read_by_ocr = False
+            if _meaningful(text) < MIN_TEXT_CHARS:
+                if pdfium is None:
+                    pdfium = _open_pdfium(data)
+                image = render.render_page(pdfium, index, ocr.config.dpi)
+                scanned = normalize_text(ocr.read(image, ocr.config.dpi, index + 1))
+                if _meaningful(scanned) > _meaningful(text):
+                    text, read_by_ocr = scanned, True
+            pages.append(ParsedPage(index + 1, text, read_by_ocr))
+    finally:
+        if pdfium is not None:
+            render.close_pdf(pdfium)
+    return pages
+
+
+def _open_pdfium(data: bytes):
+    try:
+        return render.open_pdf(data, password="")
+    except Exception as exc:  # pypdfium2.PdfiumError and friends
+        raise DocumentRejected(f"the PDF's scanned pages cannot be rendered for OCR: {exc}") from exc
