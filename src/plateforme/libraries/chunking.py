@@ -39,9 +39,12 @@ class _Section:
 
 
 def _sections(text: str) -> list[_Section]:
+    lines = text.split("\n")
+    fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
+    fences = set(fences[:len(fences) - len(fences) % 2])  # an unclosed fence (OCR noise) fences nothing
     marks, offset, fenced = [], 0, False
-    for line in text.split("\n"):
-        if _FENCE.match(line):
+    for i, line in enumerate(lines):
+        if i in fences:
             fenced = not fenced
         elif not fenced and (match := _HEADING.match(line)):
             marks.append((offset, len(match.group(1)), match.group(2).strip(), offset + len(line)))

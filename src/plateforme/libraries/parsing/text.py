@@ -26,13 +26,11 @@ def decode_text(data: bytes) -> str:
             except UnicodeDecodeError as exc:
                 raise DocumentRejected(f"the text file has a {encoding} byte-order mark but is not {encoding}: "
                                        f"{exc}") from exc
-    if b"\x00" in data[:8192]:
-        raise DocumentRejected(f"unsupported type: binary data, not text; supported: {SUPPORTED}")
     for encoding in ("utf-8", "cp1252", "latin-1"):
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if _controls(text) <= _MAX_CONTROL_SHARE * len(text):
+        if _controls(text) <= max(4, _MAX_CONTROL_SHARE * len(text)):
             return text
     raise DocumentRejected(f"unsupported type: binary data, not text; supported: {SUPPORTED}")
