@@ -19,6 +19,7 @@ from plateforme.chat.remote_choice import RemoteChoiceStream
 from plateforme.chat.remote_payload import check_remote_request, remote_payload
 from plateforme.chat.types import ChatRequest, Choice, Completion, Delta, Usage
 from plateforme.engines.engine import Engine
+from plateforme.engines.model_task import require_generation
 from plateforme.engines.token_tally import TokenTally
 from plateforme.generation.core import GenerationCore
 from plateforme.generation.engine_resolution import EngineResolver
@@ -32,6 +33,7 @@ class ChatService:
 
     @staticmethod
     async def _plan(req: ChatRequest, worker: Engine, client_for) -> list[ChoiceStream]:
+        require_generation(worker, "chat completions")  # an embedding model: 400 naming it
         check_messages(req.messages, req.prefix)
         req = await with_reasoning(req, worker.spec)  # whether its model thinks (400 if asked of one that cannot)
         if req.json_schema:

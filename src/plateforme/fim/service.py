@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from plateforme.chat.types import Completion, Delta, Usage
 from plateforme.engines.engine import Engine
 from plateforme.engines.errors import EngineUnsupported
+from plateforme.engines.model_task import require_generation
 from plateforme.engines.token_generation import Finished, generate, sampling_params
 from plateforme.engines.token_tally import TokenTally
 from plateforme.fim.prompt import gguf_fim_prompt, mistral_fim_prompt, model_fim_tokens
@@ -60,6 +61,7 @@ class FIMService:
 
     def _planner(self, req: FIMRequest):
         async def plan(engine: Engine, client_for) -> list[FIMChoice]:
+            require_generation(engine, "fill-in-the-middle completions")  # an embedding model: 400
             if not engine.capabilities.token_prompts:  # FIM prompts are token ids the gateway builds
                 raise EngineUnsupported(engine.spec.name, engine.kind,
                                         "fill-in-the-middle (generation from token ids)", param="model")

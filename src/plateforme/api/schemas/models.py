@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_serializer
 
 from plateforme.engines.engine import capabilities_of
 from plateforme.models.spec import ModelSpec
@@ -20,6 +20,13 @@ class ModelCapabilities(BaseModel):
     classification: bool = False
     moderation: bool = False
     audio: bool = False
+    # plateforme's own (Mistral's card of mistral-embed has every capability false): the model
+    # makes embeddings (POST /v1/embeddings), and nothing else.
+    embedding: bool = False
+
+
+# Card fields of embedding models only (left out of chat models' cards).
+EMBEDDING_FIELDS = ("dimension", "window", "windowed")
 
 
 class BaseModelCard(BaseModel):
@@ -35,6 +42,27 @@ class BaseModelCard(BaseModel):
     deprecation: str | None = None
     default_model_temperature: float | None = None
     type: Literal["base"] = "base"
+    # Embedding models: the vectors' native dimension, the tokens one input may have, and whether
+    # longer inputs are embedded in windows (true) or refused (false).
+    dimension: int | None = None
+    window: int | None = None
+    windowed: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_embedding_fields(self, handler):
+        data = handler(self)
+        if self.dimension is None:
+            for key in EMBEDDING_FIELDS:
+                data.pop(key, None)
+        return data
+
+    @classmethod
+    def for_embedding(cls, spec: ModelSpec, dimension: int) -> "BaseModelCard":
+        """An embedding model's card: no chat capability, its dimension and window."""
+        return cls(id=spec.name, created=spec.created, capabilities=ModelCapabilities(completion_chat=False,
+                                                                                      embedding=True),
+                   name=spec.name, description=spec.description, max_context_length=spec.window,
+                   aliases=spec.aliases, dimension=dimension, window=spec.window, windowed=spec.windowed)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, fim: bool, reasoning: bool = False) -> "BaseModelCard":

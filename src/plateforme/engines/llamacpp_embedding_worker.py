@@ -1,0 +1,61 @@
+"""Worker process: one GGUF embedding model served by llama.cpp (xllamacpp) in embedding mode.
+
+Run by the supervisor as `python -m plateforme.engines.llamacpp_embedding_worker ...`: the chat
+worker's parameters (engines/llamacpp_worker.py) plus llama.cpp's embedding mode (`embedding`,
+the pooling of token vectors into one, euclidean normalisation). Each input must fit one batch
+(encoder models see the whole input at once), so the batch sizes are the context per slot.
+"""
+
+import argparse
+import signal
+import sys
+import threading
+
+from plateforme.engines.llamacpp_worker import _die_with_parent, build_params
+
+POOLINGS = ("mean", "cls", "last")
+
+
+def embedding_params(args: argparse.Namespace):
+    import xllamacpp
+
+    params = build_params(args)
+    params.embedding = True
+    if args.pooling:
+        params.pooling_type = getattr(xllamacpp.llama_pooling_type, f"LLAMA_POOLING_TYPE_{args.pooling.upper()}")
+    params.embd_normalize = 2  # euclidean: unit vectors, as the gateway answers them
+    params.n_batch = args.context_length
+    params.n_ubatch = args.context_length
+    return params
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plateforme-llamacpp-embedding-worker")
+    p.add_argument("--model", required=True, help="GGUF file")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--context-length", type=int, required=True, help="tokens one input may have")
+    p.add_argument("--parallel", type=int, required=True)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--pooling", choices=POOLINGS, help="default: the GGUF's own pooling")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    _die_with_parent()
+
+    import xllamacpp
+
+    server = xllamacpp.Server(embedding_params(args))
+    print(f"embedding worker ready on {server.listening_address}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(3600):
+        pass
+    del server
+
+
+if __name__ == "__main__":
+    main()
