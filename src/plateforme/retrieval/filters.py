@@ -4,8 +4,9 @@ its document processed (`done`), and the document attributes the caller filters 
 Written as SQL over `document_chunks c JOIN library_documents d`, so the filters run inside the
 index queries and a chunk that does not pass them is never read (nothing is filtered afterwards).
 
-`filters` maps an attribute name to a value (the document's attribute equals it) or to a list of
-values (equals any of them); values are strings, numbers, booleans or null.
+`filters` maps an attribute name to a value (the document's attribute equals it, or holds it when
+the attribute is a list) or to a list of values (any of them); values are strings, numbers,
+booleans or null, compared with their type (the string "1" is not the number 1).
 """
 
 import json
@@ -49,37 +50,37 @@ def check_filters(filters: dict | None) -> dict[str, list]:
     return checked
 
 
-def _sqlite_value(path: str, name: str, value) -> tuple[str, dict]:
+def _sqlite_value(name: str, value) -> tuple[str, dict]:
+    """A condition on one json_each row `je` (the attribute itself, or each element of a list)."""
     if value is None:
-        return f"json_type(d.attributes, :{path}) = 'null'", {}
+        return "je.type = 'null'", {}
     if isinstance(value, bool):
-        return f"json_type(d.attributes, :{path}) = '{'true' if value else 'false'}'", {}
+        return f"je.type = '{'true' if value else 'false'}'", {}
     if isinstance(value, (int, float)):
-        return (f"(json_type(d.attributes, :{path}) IN ('integer', 'real') "
-                f"AND json_extract(d.attributes, :{path}) = :{name})"), {name: value}
-    return (f"(json_type(d.attributes, :{path}) = 'text' "
-            f"AND json_extract(d.attributes, :{path}) = :{name})"), {name: value}
+        return f"(je.type IN ('integer', 'real') AND je.value = :{name})", {name: value}
+    return f"(je.type = 'text' AND je.value = :{name})", {name: value}
 
 
 def _attribute_sql(dialect: str, filters: dict[str, list]) -> Where:
+    """The document's attribute equals one of the values or, for a list attribute, holds one of them."""
     parts, params = [], {}
     for i, (key, values) in enumerate(filters.items()):
-        alternatives = []
-        if dialect == "sqlite":
-            path = f"fp{i}"
-            params[path] = '$."' + key + '"'
+        if dialect == "sqlite":  # json_each: one row for a scalar, one per element for a list
+            params[f"fp{i}"] = '$."' + key + '"'
+            alternatives = []
             for j, value in enumerate(values):
-                sql, extra = _sqlite_value(path, f"fv{i}_{j}", value)
+                sql, extra = _sqlite_value(f"fv{i}_{j}", value)
                 alternatives.append(sql)
                 params.update(extra)
-        else:  # PostgreSQL: jsonb equality (types and values, whatever the stored spelling)
+            parts.append(f"EXISTS (SELECT 1 FROM json_each(d.attributes, :fp{i}) je "
+                         f"WHERE {' OR '.join(alternatives)})")
+        else:  # PostgreSQL jsonb containment: equality for a scalar, membership for a list; typed
             params[f"fk{i}"] = key
-            names = []
+            alternatives = []
             for j, value in enumerate(values):
                 params[f"fv{i}_{j}"] = json.dumps(value)
-                names.append(f"CAST(:fv{i}_{j} AS jsonb)")
-            alternatives.append(f"(CAST(d.attributes AS jsonb) -> CAST(:fk{i} AS text)) IN ({', '.join(names)})")
-        parts.append("(" + " OR ".join(alternatives) + ")")
+                alternatives.append(f"(CAST(d.attributes AS jsonb) -> CAST(:fk{i} AS text)) @> CAST(:fv{i}_{j} AS jsonb)")
+            parts.append("(" + " OR ".join(alternatives) + ")")
     return Where(" AND ".join(parts), params)
 
 

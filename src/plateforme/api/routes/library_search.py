@@ -1,0 +1,37 @@
+"""POST /v1/libraries/search: passages of the libraries the key can read, best first, with their
+document, page and character offsets (retrieval/search.py)."""
+
+import uuid
+from dataclasses import asdict
+
+from fastapi import APIRouter, Request
+
+from plateforme.api.errors import APIError
+from plateforme.api.schemas.library_search import LibrarySearchHit, LibrarySearchRequest, LibrarySearchResponse
+from plateforme.libraries.errors import LibraryError
+from plateforme.retrieval.errors import SearchError
+from plateforme.retrieval.search import LibrarySearch
+
+router = APIRouter()
+_KINDS = {404: "not_found", 503: "service_unavailable"}
+
+
+def _api_error(status: int, message: str, param: str | None) -> APIError:
+    return APIError(status, message, type=_KINDS.get(status, "invalid_request_error"), param=param)
+
+
+@router.post("/v1/libraries/search", response_model=LibrarySearchResponse)
+async def search_libraries(request: Request, body: LibrarySearchRequest) -> LibrarySearchResponse:
+    principal = request.state.principal
+    await request.app.state.billing.admit(principal)
+    search: LibrarySearch = request.app.state.library_search
+    library_ids = list(dict.fromkeys(body.library_ids)) if body.library_ids is not None else None
+    try:
+        result = await search.search_with_usage(principal, body.query, library_ids, body.top_k, body.filters,
+                                                body.mode)
+    except (SearchError, LibraryError) as exc:
+        raise _api_error(exc.status, str(exc), exc.param) from exc
+    for model, tokens in result.prompt_tokens.items():  # the query's embedding is metered like /v1/embeddings
+        await request.app.state.billing.record(principal, model, "libraries.search", f"search-{uuid.uuid4().hex}",
+                                               tokens, 0)
+    return LibrarySearchResponse(data=[LibrarySearchHit(**asdict(hit)) for hit in result.hits])
