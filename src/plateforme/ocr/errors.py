@@ -7,3 +7,11 @@ class OCRError(RuntimeError):
 
 class OCRUnavailable(OCRError):
     """The engine cannot run here at all (binary or language data missing, server not configured)."""
+
+
+class OCRInputError(ValueError):
+    """The document or the request cannot be read (not a PDF or image, corrupt, encrypted, bad pages)."""
+
+    def __init__(self, message: str, param: str | None = "document"):
+        super().__init__(message)
+        self.param = param
