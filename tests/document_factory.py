@@ -1,16 +1,13 @@
 """Test documents made on the spot: PDFs with a text layer (pypdf and a hand-written content
-stream), scanned pages (text drawn with Pillow, wrapped into a PDF by Pillow), DOCX (python-docx)."""
+stream in Helvetica), scanned pages (such a PDF rendered to an image by PDFium, whose built-in
+fonts have every accent: no font needs to be installed; wrapped into an image-only PDF by Pillow)."""
 
 import io
-from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+import pypdfium2
+from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
-FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                   "/usr/share/fonts/TTF/DejaVuSans.ttf",
-                   "/usr/share/fonts/dejavu/DejaVuSans.ttf")
 
 
 def _pdf_string(line: str) -> bytes:
@@ -18,18 +15,18 @@ def _pdf_string(line: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
-def text_pdf(pages: list[list[str]]) -> bytes:
-    """A PDF with one page per list of lines, each a real text layer in Helvetica."""
+def text_pdf(pages: list[list[str]], size: tuple[int, int] = (595, 842), font_size: int = 12) -> bytes:
+    """A PDF with one page per list of lines, each a real text layer in Helvetica (A4 by default)."""
     writer = PdfWriter()
     for lines in pages:
-        page = writer.add_blank_page(width=595, height=842)
+        page = writer.add_blank_page(width=size[0], height=size[1])
         font = DictionaryObject({NameObject("/Type"): NameObject("/Font"),
                                  NameObject("/Subtype"): NameObject("/Type1"),
                                  NameObject("/BaseFont"): NameObject("/Helvetica"),
                                  NameObject("/Encoding"): NameObject("/WinAnsiEncoding")})
         page[NameObject("/Resources")] = DictionaryObject({
             NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})})
-        ops = [b"BT /F1 12 Tf 14 TL 72 770 Td"]
+        ops = [b"BT /F1 %d Tf %d TL 40 %d Td" % (font_size, font_size * 3 // 2, size[1] - 60)]
         ops += [_pdf_string(line) + b" Tj T*" for line in lines]
         ops.append(b"ET")
         stream = DecodedStreamObject()
@@ -40,24 +37,18 @@ def text_pdf(pages: list[list[str]]) -> bytes:
     return out.getvalue()
 
 
-def font(size: int) -> ImageFont.FreeTypeFont:
-    for path in FONT_CANDIDATES:
-        if Path(path).exists():
-            return ImageFont.truetype(path, size)
-    return ImageFont.load_default(size)  # Pillow's bundled Aileron (Latin with accents)
-
-
 def page_image(lines: list[str], dpi: int = 200) -> Image.Image:
-    """An A5-ish white page with `lines` drawn in black at about 14 pt, as a scanner would give."""
-    width, height = int(5.8 * dpi), int(8.3 * dpi)
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    face = font(int(14 / 72 * dpi))
-    y = int(0.6 * dpi)
-    for line in lines:
-        draw.text((int(0.5 * dpi), y), line, fill="black", font=face)
-        y += int(24 / 72 * dpi)
-    return image
+    """An A5 page with `lines` in black 14 pt Helvetica on white, as a scanner at `dpi` would give it."""
+    pdf = pypdfium2.PdfDocument(text_pdf([lines], size=(420, 595), font_size=14))
+    try:
+        page = pdf[0]
+        bitmap = page.render(scale=dpi / 72)
+        image = bitmap.to_pil().convert("RGB")
+        bitmap.close()
+        page.close()
+        return image
+    finally:
+        pdf.close()
 
 
 def scanned_pdf(pages: list[list[str]], dpi: int = 200) -> bytes:

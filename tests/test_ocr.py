@@ -27,7 +27,7 @@ ENGLISH = ["The quarterly report shows revenue of $4,210.", "Don't forget: it's 
 def test_tesseract_reads_french_and_english_pages_with_their_accents():
     engine = TesseractEngine("fra+eng")
     french = engine.read(page_image(FRENCH), 200)
-    assert french.markdown == "\n".join(FRENCH) and (french.width, french.height, french.dpi) == (1160, 1660, 200)
+    assert french.markdown == "\n".join(FRENCH) and (french.width, french.height, french.dpi) == (1167, 1653, 200)
     assert engine.read(page_image(ENGLISH), 200).markdown == "\n".join(ENGLISH)
 
 
@@ -128,8 +128,8 @@ def test_ocr_process_base64_pdf_and_image_through_the_sdk(tenants):
     assert result.model == "tesseract" and [p.index for p in result.pages] == [0, 1]
     assert result.pages[0].markdown == "Contrat de service, page une, texte natif."
     assert result.pages[1].markdown == "\n".join(FRENCH)
-    dimensions = result.pages[1].dimensions  # the scan's 1160 px at 200 dpi, re-rendered at 200 dpi
-    assert dimensions.dpi == 200 and abs(dimensions.width - 1160) <= 1 and abs(dimensions.height - 1660) <= 1
+    dimensions = result.pages[1].dimensions  # the scan's 1167 px at 200 dpi, re-rendered at 200 dpi
+    assert dimensions.dpi == 200 and abs(dimensions.width - 1167) <= 1 and abs(dimensions.height - 1653) <= 1
     assert (result.usage_info.pages_processed, result.usage_info.doc_size_bytes) == (2, len(pdf))
     only = client.ocr.process(model="tesseract", pages=[1], document={"type": "document_url", "document_url": uri})
     assert [p.index for p in only.pages] == [1]
