@@ -51,6 +51,7 @@ bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_prediction.py
 	$(BIN)/python benchmarks/bench_finetune.py
 	$(BIN)/python benchmarks/bench_finetune_memory.py
+	$(BIN)/python benchmarks/bench_retrieval.py
 
 clean:
 	rm -rf $(VENV) benchmarks/results
