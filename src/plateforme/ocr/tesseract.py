@@ -1,6 +1,7 @@
 """The default OCR engine: Debian's Tesseract (`tesseract` binary, run as a subprocess)."""
 
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +12,9 @@ from PIL import Image
 from plateforme.ocr.engine import OCREngine, OCRText
 from plateforme.ocr.errors import OCRError, OCRUnavailable
 
+# One thread per Tesseract: OpenMP's spinning threads make a page several times slower on a busy
+# machine, and pages run side by side (ingestion workers, concurrent /v1/ocr requests) anyway.
+THREADS = "1"
 INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-eng tesseract-ocr-fra"
 # Tesseract's Debian packages are named after its language codes (tesseract-ocr-deu, ...).
 _LANG = re.compile(r"^[A-Za-z_]+$")
@@ -55,11 +59,12 @@ class TesseractEngine(OCREngine):
 
     def read(self, image: Image.Image, dpi: int) -> OCRText:
         self.check()
-        png = io.BytesIO()
-        image.save(png, format="PNG")
+        pixels = io.BytesIO()  # grayscale PGM: Tesseract binarises anyway, and PNG compression costs more
+        image.convert("L").save(pixels, format="PPM")
         command = [self.binary, "stdin", "stdout", "-l", self.languages, "--dpi", str(dpi), "--psm", "3"]
         try:
-            done = subprocess.run(command, input=png.getvalue(), capture_output=True, timeout=self.timeout_s)
+            done = subprocess.run(command, input=pixels.getvalue(), capture_output=True, timeout=self.timeout_s,
+                                  env={**os.environ, "OMP_THREAD_LIMIT": THREADS})
         except subprocess.TimeoutExpired as exc:
             raise OCRError(f"Tesseract took more than {self.timeout_s:.0f} s on one page") from exc
         except OSError as exc:
