@@ -182,12 +182,22 @@ def _document_row(db: Database, library_id: str, path: Path, data: bytes, parsed
     return document_id
 
 
-async def ingest(db: Database, index, embeddings, model: str, files: Iterable[Path] | None = None) -> Ingested:
-    """Ingest the set's documents (all of them by default) into a new library; times each step."""
-    principal, library_id = create_library(db, model)
-    seconds = dict.fromkeys(("parse", "chunk", "embed", "index"), 0.0)
-    documents: dict[str, Document] = {}
-    began = time.perf_counter()
+@dataclass
+class Prepared:
+    """A document parsed, chunked and embedded, ready to be written to an index."""
+    path: Path
+    data: bytes
+    parsed: ParsedDocument
+    chunks: list[Chunk]
+    vectors: np.ndarray
+
+
+async def prepare(embeddings, model: str, files: Iterable[Path] | None = None,
+                  seconds: dict | None = None) -> list[Prepared]:
+    """Parse, chunk and embed the set's documents (all of them by default); adds each step's time
+    to `seconds` (parse, chunk, embed)."""
+    seconds = seconds if seconds is not None else {}
+    prepared = []
     for path in sorted(files or DOCUMENTS.iterdir()):
         data = path.read_bytes()
         t0 = time.perf_counter()
@@ -198,19 +208,38 @@ async def ingest(db: Database, index, embeddings, model: str, files: Iterable[Pa
         t2 = time.perf_counter()
         vectors = []
         for start in range(0, len(chunks), EMBED_BATCH):
-            embedded = await embeddings.embed(model, [embedding_input(c) for c in chunks[start:start + EMBED_BATCH]],
-                                              input_type="document")
-            vectors.extend(embedded.vectors)
+            texts = [embedding_input(c) for c in chunks[start:start + EMBED_BATCH]]
+            vectors.extend((await embeddings.embed(model, texts, input_type="document")).vectors)
         t3 = time.perf_counter()
-        document_id = _document_row(db, library_id, path, data, parsed)
-        await asyncio.to_thread(index.write_document, document_id, library_id, chunks, np.asarray(vectors))
-        t4 = time.perf_counter()
-        for step, took in zip(seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            seconds[step] += took
-        documents[path.name] = Document(document_id, path.name, parsed, chunks, parsed.text_content,
-                                        parsed.page_offsets)
-    seconds["total"] = time.perf_counter() - began
+        for step, took in (("parse", t1 - t0), ("chunk", t2 - t1), ("embed", t3 - t2)):
+            seconds[step] = seconds.get(step, 0.0) + took
+        prepared.append(Prepared(path, data, parsed, chunks, np.asarray(vectors, dtype=np.float32)))
+    return prepared
+
+
+async def store(db: Database, index, model: str, prepared: list[Prepared], seconds: dict | None = None) -> Ingested:
+    """Write prepared documents into a new library of `db` (rows, then the index); adds the time
+    to `seconds` ("index")."""
+    seconds = seconds if seconds is not None else {}
+    principal, library_id = create_library(db, model)
+    documents: dict[str, Document] = {}
+    t0 = time.perf_counter()
+    for item in prepared:
+        document_id = _document_row(db, library_id, item.path, item.data, item.parsed)
+        await asyncio.to_thread(index.write_document, document_id, library_id, item.chunks, item.vectors)
+        documents[item.path.name] = Document(document_id, item.path.name, item.parsed, item.chunks,
+                                             item.parsed.text_content, item.parsed.page_offsets)
+    seconds["index"] = seconds.get("index", 0.0) + time.perf_counter() - t0
     return Ingested(principal, library_id, documents, seconds)
+
+
+async def ingest(db: Database, index, embeddings, model: str, files: Iterable[Path] | None = None) -> Ingested:
+    """Ingest the set's documents (all of them by default) into a new library; times each step."""
+    seconds: dict[str, float] = {}
+    began = time.perf_counter()
+    ingested = await store(db, index, model, await prepare(embeddings, model, files, seconds), seconds)
+    seconds["total"] = time.perf_counter() - began
+    return ingested
 
 
 def embedding_input(chunk: Chunk) -> str:
