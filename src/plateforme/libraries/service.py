@@ -40,16 +40,13 @@ def live_documents():
     return or_(LibraryDocument.expires_at.is_(None), LibraryDocument.expires_at > utcnow())
 
 
-def _stats():
-    return (select(LibraryDocument.library_id.label("library_id"), func.count().label("n"),
-                   func.coalesce(func.sum(LibraryDocument.size), 0).label("size"))
-            .where(live_documents()).group_by(LibraryDocument.library_id).subquery())
-
-
 def _views_query(where):
-    stats = _stats()
-    return (select(Library, func.coalesce(stats.c.n, 0), func.coalesce(stats.c.size, 0))
-            .outerjoin(stats, stats.c.library_id == Library.id).where(where))
+    """The libraries matching `where`, each with its live documents' count and total size (correlated
+    subqueries: they read only that library's documents, through their library_id index)."""
+    mine = (LibraryDocument.library_id == Library.id) & live_documents()
+    count = select(func.count()).where(mine).correlate(Library).scalar_subquery()
+    size = select(func.coalesce(func.sum(LibraryDocument.size), 0)).where(mine).correlate(Library).scalar_subquery()
+    return select(Library, count, size).where(where)
 
 
 def check_name(name: str, param: str = "name") -> str:
