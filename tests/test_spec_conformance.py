@@ -69,9 +69,11 @@ def test_spec_validator_rejects_wrong_shapes():
             {"index": 0, "delta": {"content": "a"}, "finish_reason": "done"}]}, "CompletionChunk")
 
 
-def test_health_reports_a_real_generation(server):
+def test_health_reports_a_real_generation(server, model):
     r = httpx.get(f"{server.url}/health", timeout=30)
     assert r.status_code == 200
-    (report,) = r.json()["models"]
+    reports = {m["model"]: m for m in r.json()["models"]}
+    assert set(reports) == {model, "multilingual-e5-small"}  # the packaged chat and embedding models
+    report = reports[model]
     assert report["state"] == "ready" and report["ok"] is True
     assert report["probe_ms"] > 0 and isinstance(report["pid"], int)

@@ -13,9 +13,11 @@ from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
 from plateforme.api.json_guard import JSONBodyGuard
 from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
-from plateforme.api.routes import ocr, traces
+from plateforme.api.routes import embeddings, ocr, traces
 from plateforme.api.unhandled_errors import UnhandledErrors
 from plateforme.chat.service import ChatService
+from plateforme.embeddings.metrics import install_embedding_metrics
+from plateforme.embeddings.service import build_embeddings
 from plateforme.engines.pool import WorkerPool
 from plateforme.files.service import FileService
 from plateforme.fim.service import FIMService
@@ -72,6 +74,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
             yield
         finally:
             await app.state.fine_tuning_parts.close()
+            await app.state.embeddings.close()
             await pool.stop()
             app.state.billing.close()
             app.state.db.dispose()
@@ -89,18 +92,22 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     engines = EngineResolver(registry, pool, parts.serving)  # configured models and fine-tunes
     app.state.chat = ChatService(engines)
     app.state.fim = FIMService(engines)
+    app.state.embeddings = build_embeddings(settings, registry, pool)
     app.state.ocr = OCRService(ocr_config_from_settings(settings), settings.library_max_pages)
     install_error_handlers(app)
     install_observability(app)
+    install_embedding_metrics(app.state.metrics, app.state.embeddings)
     app.state.pipeline = RequestPipeline(app.state.billing, app.state.traces, app.state.metrics,
-                                         {"chat": app.state.chat, "fim": app.state.fim})
+                                         {"chat": app.state.chat, "fim": app.state.fim,
+                                          "embeddings": app.state.embeddings})
     app.add_middleware(JSONBodyGuard)  # inside DefaultJSONContentType: sees the body's final content type
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
                        max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(BodyReadTimeout, idle_s=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(UnhandledErrors)  # last: outermost of ours, just inside Starlette's error middleware
-    for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces, ocr):
+    for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces, ocr,
+                   embeddings):
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
 

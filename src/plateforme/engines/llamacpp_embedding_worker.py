@@ -3,7 +3,7 @@
 Run by the supervisor as `python -m plateforme.engines.llamacpp_embedding_worker ...`: the chat
 worker's parameters (engines/llamacpp_worker.py) plus llama.cpp's embedding mode (`embedding`,
 the pooling of token vectors into one, euclidean normalisation). Each input must fit one batch
-(encoder models see the whole input at once), so the batch sizes are the context per slot.
+(encoder models see the whole input at once): the micro-batch is the context per slot.
 """
 
 import argparse
@@ -24,8 +24,8 @@ def embedding_params(args: argparse.Namespace):
     if args.pooling:
         params.pooling_type = getattr(xllamacpp.llama_pooling_type, f"LLAMA_POOLING_TYPE_{args.pooling.upper()}")
     params.embd_normalize = 2  # euclidean: unit vectors, as the gateway answers them
-    params.n_batch = args.context_length
-    params.n_ubatch = args.context_length
+    params.n_batch = params.n_ctx  # every slot's input at once
+    params.n_ubatch = args.context_length  # one whole input (an encoder sees it at once)
     return params
 
 

@@ -18,7 +18,7 @@ router = APIRouter()
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(request: Request) -> ModelList:
     registry = request.app.state.registry
-    base = [await _card(spec) for spec in registry.specs]
+    base = [await _card(spec, request) for spec in registry.specs]
     tuned = await request.app.state.fine_tuned_models.list(request.state.principal)
     return ModelList(data=base + [FTModelCard.of(row, registry.get(row.root)) for row in tuned])
 
@@ -29,7 +29,7 @@ async def retrieve_model(model_id: str, request: Request) -> BaseModelCard | FTM
     if model_id.startswith(PREFIX) and registry.get(model_id) is None:
         row = await request.app.state.fine_tuned_models.get(request.state.principal, model_id)
         return FTModelCard.of(row, registry.get(row.root))
-    return await _card(registry.require(model_id))
+    return await _card(registry.require(model_id), request)
 
 
 @router.delete("/v1/models/{model_id}", response_model=DeleteModelOut)
@@ -48,6 +48,8 @@ def _features(spec: ModelSpec) -> tuple[bool, bool]:
     return supports_fim(spec), is_reasoning(spec)
 
 
-async def _card(spec: ModelSpec) -> BaseModelCard:
+async def _card(spec: ModelSpec, request: Request) -> BaseModelCard:
+    if spec.embedding:
+        return BaseModelCard.for_embedding(spec, request.app.state.embeddings.info(spec.name).dimension)
     fim, reasoning = await run_in_threadpool(_features, spec)
     return BaseModelCard.from_spec(spec, fim=fim, reasoning=reasoning)
