@@ -9,10 +9,10 @@ deleted by any path (a cascade included) leaves nothing behind in the index.
 Dense queries are exact (vec0 scans the partitions of the libraries asked for; measured in
 benchmarks/bench_retrieval_latency.py: a plain blob column read through vec_distance_cosine over a
 filtered join was 4x slower). The document conditions (status `done`, attribute filters) are part
-of the SQL statement: first the nearest `oversample` chunks of those libraries joined with their
-documents and filtered; when fewer than k pass, the same query runs with the set of passing chunk
-ids as a constraint of the vector scan itself (`chunk_id IN (SELECT ...)`), which is exact whatever
-the filters keep.
+of the SQL statement: first each library's `oversample * k` nearest chunks, joined with their
+documents and filtered; when that does not prove the top k (too few passed), the query runs again
+with the set of passing chunk ids as a constraint of the vector scan itself
+(`chunk_id IN (SELECT ...)`), which is exact whatever the filters keep.
 """
 
 import threading
@@ -31,6 +31,7 @@ _CHUNKS = DocumentChunk.__table__
 
 _FTS_DDL = ("CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5(text, content='', contentless_delete=1, "
             "tokenize='unicode61 remove_diacritics 2')")
+_FTS_VOCABULARY = "CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts_terms USING fts5vocab(chunk_fts, 'row')"
 _FTS_TRIGGER = ("CREATE TRIGGER IF NOT EXISTS document_chunks_fts_delete AFTER DELETE ON document_chunks "
                 "BEGIN DELETE FROM chunk_fts WHERE rowid = old.id; END")
 
@@ -40,7 +41,7 @@ def vector_table(dimension: int) -> str:
 
 
 class SQLiteChunkIndex:
-    def __init__(self, db: Database, oversample: int = 4):
+    def __init__(self, db: Database, oversample: int = 2):
         self.db = db
         self.oversample = oversample
         self._lock = threading.Lock()
@@ -53,6 +54,7 @@ class SQLiteChunkIndex:
         if not self._base_ready:
             with self._lock:
                 conn.execute(text(_FTS_DDL))
+                conn.execute(text(_FTS_VOCABULARY))
                 conn.execute(text(_FTS_TRIGGER))
                 self._base_ready = True
 
@@ -114,20 +116,37 @@ class SQLiteChunkIndex:
         with self.db.engine.connect() as conn:
             if vector.shape[0] not in self._dimensions and not self._has_table(conn, table):
                 return []  # no chunk of this dimension was ever written
-            candidates = min(max(self.oversample * k, k + 32), VEC0_MAX_K)
-            rows = conn.execute(text(
-                f"WITH knn AS MATERIALIZED (SELECT chunk_id, distance FROM {table} WHERE embedding MATCH :q "
-                f"AND k = :kk AND {partitions.sql}) "
-                "SELECT knn.chunk_id, knn.distance FROM knn JOIN document_chunks c ON c.id = knn.chunk_id "
-                f"JOIN library_documents d ON d.id = c.document_id WHERE {where.sql} "
-                "ORDER BY knn.distance LIMIT :k"), {**params, "kk": candidates, "k": k}).all()
-            if len(rows) < k:  # the filters kept fewer than k of the nearest: constrain the scan itself
-                rows = conn.execute(text(
-                    f"SELECT chunk_id, distance FROM {table} WHERE embedding MATCH :q AND k = :k "
-                    f"AND {partitions.sql} AND chunk_id IN (SELECT c.id FROM document_chunks c "
-                    f"JOIN library_documents d ON d.id = c.document_id WHERE {where.sql}) "
-                    "ORDER BY distance"), {**params, "k": k}).all()
+            rows = self._nearest_then_filtered(conn, table, partitions.sql, where.sql, params, k)
+            if rows is None:  # not provably the top k: constrain the vector scan itself to the passing chunks
+                rows = conn.execute(text(  # k per library (vec0), then the k nearest of those
+                    f"WITH knn AS MATERIALIZED (SELECT chunk_id, distance FROM {table} WHERE embedding MATCH :q "
+                    f"AND k = :k AND {partitions.sql} AND chunk_id IN (SELECT c.id FROM document_chunks c "
+                    f"JOIN library_documents d ON d.id = c.document_id WHERE {where.sql})) "
+                    "SELECT chunk_id, distance FROM knn ORDER BY distance LIMIT :k"), {**params, "k": k}).all()
         return [Hit(int(chunk_id), 1.0 - float(distance)) for chunk_id, distance in rows]
+
+    def _nearest_then_filtered(self, conn: Connection, table: str, partitions: str, where: str, params: dict,
+                               k: int) -> list | None:
+        """The k nearest passing chunks among each library's `oversample * k` nearest, or None when
+        that is not provably the true top k (a library's candidates ran out before the k-th passing
+        distance). vec0 answers `library_id IN (...)` with k rows per library; the frontier also
+        covers a single pool of k rows, so the proof holds either way."""
+        per_library = min(max(self.oversample * k, k + 16), VEC0_MAX_K)
+        rows = conn.execute(text(
+            f"WITH knn AS MATERIALIZED (SELECT chunk_id, library_id, distance FROM {table} WHERE embedding MATCH :q "
+            f"AND k = :kk AND {partitions}), "
+            "full AS (SELECT max(distance) AS d FROM knn GROUP BY library_id HAVING count(*) >= :kk "
+            "UNION ALL SELECT max(distance) FROM knn HAVING count(*) >= :kk), "
+            "frontier AS (SELECT min(d) AS d FROM full) "
+            "SELECT knn.chunk_id, knn.distance, (SELECT d FROM frontier) FROM knn "
+            f"JOIN document_chunks c ON c.id = knn.chunk_id JOIN library_documents d ON d.id = c.document_id "
+            f"WHERE {where} ORDER BY knn.distance LIMIT :k"), {**params, "kk": per_library, "k": k}).all()
+        if not rows:
+            return None
+        frontier = rows[0][2]
+        if frontier is None or (len(rows) == k and rows[-1][1] <= frontier):
+            return [(chunk_id, distance) for chunk_id, distance, _ in rows]
+        return None
 
     def lexical(self, query: str, library_ids: list[str], k: int, filters: dict | None) -> list[Hit]:
         checked = check_filters(filters)
@@ -135,12 +154,30 @@ class SQLiteChunkIndex:
         if not library_ids or not terms or k < 1:
             return []
         where = chunk_where("sqlite", library_ids, checked)
+        if not self._base_ready:
+            with self.db.engine.begin() as conn:
+                self._ensure_base(conn)
         with self.db.engine.connect() as conn:
-            if not self._base_ready and not self._has_table(conn, "chunk_fts"):
-                return []
+            terms = self._informative(conn, terms)
             rows = conn.execute(text(
                 "SELECT chunk_fts.rowid, bm25(chunk_fts) AS rank FROM chunk_fts "
                 "JOIN document_chunks c ON c.id = chunk_fts.rowid JOIN library_documents d ON d.id = c.document_id "
                 f"WHERE chunk_fts MATCH :m AND {where.sql} ORDER BY rank LIMIT :k"),
                 {"m": fts5_expression(terms), "k": int(k), **where.params}).all()
         return [Hit(int(chunk_id), -float(rank)) for chunk_id, rank in rows]
+
+    def _informative(self, conn: Connection, terms: list[str]) -> list[str]:
+        """The terms without those in more than half of all chunks, when rarer ones remain: FTS5's
+        bm25 gives such a term an IDF of ~0 (1e-6), so leaving it out changes no score of a chunk that
+        matches the others, and spares ranking every chunk a stopword ("the", "de") matches."""
+        if len(terms) < 2:
+            return terms
+        names = [f"t{i}" for i in range(len(terms))]
+        frequency = dict(conn.execute(text(
+            f"SELECT term, doc FROM chunk_fts_terms WHERE term IN ({', '.join(':' + n for n in names)})"),
+            dict(zip(names, terms))).all())
+        if not frequency:
+            return terms
+        half = conn.execute(text("SELECT count(*) FROM document_chunks")).scalar() / 2
+        rare = [t for t in terms if frequency.get(t, 0) <= half]  # a term the tokenizer splits counts as rare
+        return rare or terms
