@@ -330,12 +330,12 @@ def test_restart_during_ingestion_resumes_the_document(stack):
     left in_progress. Last in the module: it replaces the module's server."""
     http = stack.http("owner")
     library_id = http.post("/v1/libraries", json={"name": "Scans"}).json()["id"]
-    scan = scanned_pdf([[f"Scanned page {n}: the archive of year {1990 + n}."] for n in range(1, 3)])
+    scan = scanned_pdf([[f"Scanned page {n}: the archive of year {1990 + n}."] for n in range(1, 4)])
     doc_id = _upload(http, library_id, "scan.pdf", scan, "application/pdf").json()["id"]
     deadline = time.monotonic() + 60
-    while http.get(DOC.format(library_id=library_id, document_id=doc_id) + "/status").json()[
-            "process_status"] != "in_progress":
-        assert time.monotonic() < deadline, "the document was never taken up"
+    while (state := http.get(DOC.format(library_id=library_id, document_id=doc_id) + "/status").json()[
+            "process_status"]) != "in_progress":
+        assert state == "todo" and time.monotonic() < deadline, f"never seen in_progress (now {state})"
         time.sleep(0.05)
     stack.server.proc.kill()  # no chance to give the document back
     stack.server.proc.wait()
