@@ -60,12 +60,16 @@ def _ocr_pdf(data: bytes, pages, engine: OCREngine, dpi: int, max_pages: int) ->
                                 "select some with `pages`")
         results = []
         for index in select_pages(pages, count):
-            text = _text_of(pdf, index)
-            if text:
-                width, height = render.page_size_pixels(pdf, index, dpi)
-                results.append(OCRPageResult(index, text, width, height, dpi, False))
-                continue
-            read = engine.read(render.render_page(pdf, index, dpi), dpi)
+            try:
+                text = _text_of(pdf, index)
+                if text:
+                    width, height = render.page_size_pixels(pdf, index, dpi)
+                    results.append(OCRPageResult(index, text, width, height, dpi, False))
+                    continue
+                image = render.render_page(pdf, index, dpi)
+            except pypdfium2.PdfiumError as exc:
+                raise OCRInputError(f"the PDF is corrupt: page {index} cannot be read ({exc})") from exc
+            read = engine.read(image, dpi)
             results.append(OCRPageResult(index, read.markdown, read.width, read.height, dpi, True))
         return results
     finally:

@@ -5,7 +5,7 @@ import io
 import logging
 
 import pypdf
-from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
 from plateforme.libraries.parsing.document import DocumentRejected, ParsedPage
 from plateforme.libraries.parsing.normalize import normalize_text
@@ -16,6 +16,9 @@ log = logging.getLogger("plateforme.libraries.parsing")
 
 # A page whose text layer has fewer non-blank characters than this is treated as a scan.
 MIN_TEXT_CHARS = 16
+# What pypdf raises on a broken file (its own errors, and Python's from half-parsed objects).
+_BROKEN = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError,
+           AssertionError, ZeroDivisionError)
 
 
 def _open(data: bytes) -> pypdf.PdfReader:
@@ -36,8 +39,7 @@ def _open(data: bytes) -> pypdf.PdfReader:
         raise
     except FileNotDecryptedError as exc:
         raise DocumentRejected("the PDF is encrypted: remove its password and upload it again") from exc
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
-            RecursionError, AssertionError) as exc:
+    except _BROKEN as exc:
         raise DocumentRejected(f"the PDF is corrupt: {type(exc).__name__}: {exc}") from exc
 
 
@@ -61,14 +63,17 @@ def parse_pdf(data: bytes, ocr: PageReader, max_pages: int) -> list[ParsedPage]:
                                "(PLATEFORME_LIBRARY_MAX_PAGES): split it")
     pages, pdfium = [], None
     try:
-        for index, page in enumerate(reader.pages):
+        for index in range(count):
+            try:
+                page = reader.pages[index]
+            except _BROKEN as exc:
+                raise DocumentRejected(f"the PDF is corrupt: page {index + 1}: {type(exc).__name__}: {exc}") from exc
             text = normalize_text(_text_layer(page, index + 1))
             read_by_ocr = False
             if _meaningful(text) < MIN_TEXT_CHARS:
                 if pdfium is None:
                     pdfium = _open_pdfium(data)
-                image = render.render_page(pdfium, index, ocr.config.dpi)
-                scanned = normalize_text(ocr.read(image, ocr.config.dpi, index + 1))
+                scanned = normalize_text(ocr.read(_render(pdfium, index, ocr.config.dpi), ocr.config.dpi, index + 1))
                 if _meaningful(scanned) > _meaningful(text):
                     text, read_by_ocr = scanned, True
             pages.append(ParsedPage(index + 1, text, read_by_ocr))
@@ -76,6 +81,14 @@ def parse_pdf(data: bytes, ocr: PageReader, max_pages: int) -> list[ParsedPage]:
         if pdfium is not None:
             render.close_pdf(pdfium)
     return pages
+
+
+def _render(pdfium, index: int, dpi: int):
+    try:
+        return render.render_page(pdfium, index, dpi)
+    except Exception as exc:  # pypdfium2.PdfiumError: the page's objects are broken
+        raise DocumentRejected(f"the PDF is corrupt: page {index + 1} has no text layer and cannot be rendered "
+                               f"for OCR ({exc})") from exc
 
 
 def _open_pdfium(data: bytes):
