@@ -52,6 +52,7 @@ bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_finetune.py
 	$(BIN)/python benchmarks/bench_finetune_memory.py
 	$(BIN)/python benchmarks/bench_retrieval.py
+	$(BIN)/python benchmarks/bench_embeddings.py
 
 clean:
 	rm -rf $(VENV) benchmarks/results
