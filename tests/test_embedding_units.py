@@ -144,6 +144,25 @@ def test_a_caller_that_leaves_before_its_turn_costs_nothing():
     asyncio.run(run())
 
 
+def test_a_short_request_joins_the_next_batch_behind_a_long_one_and_types_take_turns():
+    async def run():
+        engine = ScriptedEngine()
+        engine.gate.clear()
+        batcher = EmbeddingBatcher(engine, max_batch=3, wait_s=0)
+        long = asyncio.create_task(batcher.embed([f"doc{i}" for i in range(9)], "document"))
+        await asyncio.sleep(0.01)  # its first batch is held by the gate
+        short = asyncio.create_task(batcher.embed(["short"], "document"))
+        query = asyncio.create_task(batcher.embed(["query"], "query"))
+        await asyncio.sleep(0.01)
+        engine.gate.set()
+        await asyncio.gather(long, short, query)
+        assert engine.calls[0] == ["doc0", "doc1", "doc2"]
+        assert engine.calls[1] == ["query"]  # the other input type's turn
+        assert engine.calls[2] == ["doc3", "doc4", "short"]  # an equal share, then arrival order
+        assert (await long).vectors.shape == (9, 8)
+    asyncio.run(run())
+
+
 def _service(specs: list[ModelSpec]) -> EmbeddingService:
     registry = ModelRegistry(specs)
     return EmbeddingService(registry, WorkerPool(registry, 60, 60), 8, 0.001)

@@ -94,6 +94,9 @@ def test_both_sdks_get_the_same_vectors_and_meaning_crosses_languages(embed_serv
     assert en @ fr > en @ other + 0.05 and en @ fr > fr @ other + 0.05
     assert floats.usage.prompt_tokens > 0 and floats.usage.completion_tokens == 0
     assert decoded.usage.prompt_tokens == floats.usage.prompt_tokens
+    short = oai.embeddings.create(model="mistral-embed", input=SENTENCES[0], dimensions=64)
+    head = a[0, :64] / np.linalg.norm(a[0, :64])
+    np.testing.assert_allclose(np.array(short.data[0].embedding, dtype=np.float32), head, atol=1e-6)
 
 
 def test_responses_match_mistral_spec_for_every_dtype_and_dimension(http):

@@ -5,7 +5,9 @@
 
 Callers' texts wait in one FIFO; a batch takes up to `max_batch` texts of one input type (a
 caller's texts may span several batches), and at most `engine.admission.slots` batches run at
-once. While the engine is busy, new texts pile up and go together in the next batch; when it is
+once. A batch first gives every waiting caller an equal share of its room, then fills the rest
+in arrival order, and the input types take turns: a search query or a short API request joins
+the next batch even behind the thousands of chunks of a document being ingested. While the engine is busy, new texts pile up and go together in the next batch; when it is
 idle, a batch waits `wait_s` for others to join unless it is already full. A batch the engine
 refuses (EngineRejected: one caller's input) is retried caller by caller, so one bad input only
 fails its own caller. A caller that goes away before its texts are taken costs nothing.
@@ -69,6 +71,7 @@ class EmbeddingBatcher:
         self._dispatcher: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
         self._closed = False
+        self._last_kind: InputType | None = None
         # Counted for /metrics and tests: engine calls, texts embedded, tokens read.
         self.batches = 0
         self.texts = 0
@@ -116,22 +119,32 @@ class EmbeddingBatcher:
             task.add_done_callback(self._running.discard)
 
     def _take(self) -> list[_Piece]:
-        """Up to max_batch texts of the first waiting input type, FIFO."""
-        pieces: list[_Piece] = []
+        """Up to max_batch texts of one input type (the types take turns): an equal share for
+        each waiting caller of that type, then the rest of the room in arrival order."""
+        kinds = list(dict.fromkeys(job.input_type for job in self._queue))
+        if not kinds:
+            return []
+        kind = next((k for k in kinds if k != self._last_kind), kinds[0])
+        self._last_kind = kind
+        jobs = [job for job in self._queue if job.input_type == kind]
         room = self.max_batch
-        kind = None
-        for job in list(self._queue):
-            if room == 0:
-                break
-            if kind is None:
-                kind = job.input_type
-            elif job.input_type != kind:
+        counts = dict.fromkeys(jobs, 0)
+        share = max(1, room // len(jobs))
+        for job in jobs:
+            counts[job] = min(share, job.untaken, room)
+            room -= counts[job]
+        for job in jobs:
+            extra = min(room, job.untaken - counts[job])
+            counts[job] += extra
+            room -= extra
+        pieces = []
+        for job in jobs:
+            count = counts[job]
+            if not count:
                 continue
-            count = min(room, job.untaken)
             pieces.append(_Piece(job, job.taken, job.taken + count))
             job.taken += count
             self._pending -= count
-            room -= count
             if not job.untaken:
                 self._queue.remove(job)
         return pieces
