@@ -14,7 +14,7 @@ from plateforme.api.json_body import DefaultJSONContentType
 from plateforme.api.json_guard import JSONBodyGuard
 from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
 from plateforme.api.routes import embeddings, ocr, traces
-from plateforme.api.routes import documents, libraries
+from plateforme.api.routes import documents, libraries, library_search
 from plateforme.api.unhandled_errors import UnhandledErrors
 from plateforme.chat.service import ChatService
 from plateforme.embeddings.metrics import install_embedding_metrics
@@ -26,6 +26,7 @@ from plateforme.fine_tuning.assembly import build_fine_tuning
 from plateforme.generation.engine_resolution import EngineResolver
 from plateforme.libraries.assembly import build_libraries
 from plateforme.retrieval.index import open_chunk_index
+from plateforme.retrieval.search import LibrarySearch
 from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
 from plateforme.observability.install import install_observability
@@ -101,6 +102,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.chunk_index = open_chunk_index(app.state.db)
     app.state.libraries = build_libraries(settings, app.state.db, app.state.files.blobs, app.state.embeddings,
                                           app.state.chunk_index, app.state.url_signer)
+    app.state.library_search = LibrarySearch(app.state.db, app.state.chunk_index, app.state.embeddings)
     app.state.ocr = OCRService(ocr_config_from_settings(settings), settings.library_max_pages)
     install_error_handlers(app)
     install_observability(app)
@@ -115,7 +117,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.add_middleware(BodyReadTimeout, idle_s=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(UnhandledErrors)  # last: outermost of ours, just inside Starlette's error middleware
     for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces, ocr,
-                   embeddings, libraries, documents):
+                   embeddings, library_search, libraries, documents):  # search before /v1/libraries/{id}
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
     app.include_router(documents.public_router)

@@ -29,8 +29,10 @@ async def search_libraries(request: Request, body: LibrarySearchRequest) -> Libr
     try:
         result = await search.search_with_usage(principal, body.query, library_ids, body.top_k, body.filters,
                                                 body.mode)
-    except (SearchError, LibraryError) as exc:
+    except SearchError as exc:
         raise _api_error(exc.status, str(exc), exc.param) from exc
+    except LibraryError as exc:  # a named library this key cannot read (or that does not exist): 404
+        raise _api_error(exc.status, str(exc), "library_ids") from exc
     for model, tokens in result.prompt_tokens.items():  # the query's embedding is metered like /v1/embeddings
         await request.app.state.billing.record(principal, model, "libraries.search", f"search-{uuid.uuid4().hex}",
                                                tokens, 0)
