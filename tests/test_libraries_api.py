@@ -304,6 +304,9 @@ def test_access_on_every_route(stack):
     assert _share(owner, private["id"], "Workspace", stack.workspaces["b"], "Viewer").status_code == 200
     with stack.http("viewer") as http:
         assert http.get(LIB.format(library_id=private["id"])).status_code == 200
+        listed = {lib["id"] for lib in http.get("/v1/libraries").json()["data"]}
+        owned = {lib["id"] for lib in http.get("/v1/libraries", params={"filter_owned_by_me": True}).json()["data"]}
+        assert private["id"] in listed and private["id"] not in owned
     org = _share(owner, private["id"], "Org", "00000000-0000-4000-8000-000000000000", "Viewer").json()
     with stack.http("stranger") as http:
         assert http.get(LIB.format(library_id=private["id"])).status_code == 200

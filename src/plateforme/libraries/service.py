@@ -89,8 +89,8 @@ class LibraryService:
         return LibraryView(library, 0, 0)
 
     def list(self, principal: Principal, page_size: int, page_token: str | None, page: int,
-             search: str | None) -> LibraryPage:
-        where = access.readable(principal)
+             search: str | None, owned_only: bool = False) -> LibraryPage:
+        where = access.owns(principal) if owned_only else access.readable(principal)
         if search:
             pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where &= Library.name.ilike(pattern, escape="\\")

@@ -58,7 +58,8 @@ async def audit(request: Request, action: str, resource_type: str, resource_id: 
 async def list_libraries(request: Request, page_size: Annotated[int, Query(ge=1, le=100)] = 100,
                          page_token: str | None = None, page: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                          search: str | None = None, filter_owned_by_me: bool | None = None) -> ListLibrariesResponse:
-    found = await call(parts(request).libraries.list, request.state.principal, page_size, page_token, page, search)
+    found = await call(parts(request).libraries.list, request.state.principal, page_size, page_token, page, search,
+                       bool(filter_owned_by_me))
     return libraries_response(found, page_size)
 
 
