@@ -18,6 +18,7 @@ from server_process import DEFAULT_MODEL, free_port, wait_http_healthy
 from spec_schema import validate
 
 from plateforme.models.registry import ModelRegistry
+from plateforme.tenancy.principal import DEV_WORKSPACE
 
 E5 = "multilingual-e5-small"
 GGUF_WINDOW = 64
@@ -243,3 +244,16 @@ def test_cards_usage_and_health(http):
     health = http.get("/health").json()
     probes = {m["model"]: m for m in health["models"]}
     assert all(probes[name]["ok"] for name in (E5, "remote-e5", "gguf-embed")), probes
+
+
+def test_workspace_limits_apply_to_embeddings(http):
+    """Last of the module: it changes the limits of the server's one workspace, then restores them."""
+    assert http.patch(f"/v1/admin/workspaces/{DEV_WORKSPACE}", json={"requests_per_minute": 1}).status_code == 200
+    try:
+        answers = [http.post("/v1/embeddings", json={"model": E5, "input": "limité"}) for _ in range(2)]
+    finally:
+        http.patch(f"/v1/admin/workspaces/{DEV_WORKSPACE}", json={"requests_per_minute": None})
+    refused = answers[-1]
+    assert refused.status_code == 429 and refused.headers["retry-after"], refused.text
+    assert refused.json()["type"] == "rate_limited"
+    assert http.post("/v1/embeddings", json={"model": E5, "input": "de nouveau"}).status_code == 200
