@@ -29,9 +29,9 @@ from plateforme.storage.database import open_database  # noqa: E402
 # regression does. Measured hybrid recall@5, SQLite: en 0.652, fr 0.674, same-language 1.000,
 # cross-language 0.205; PostgreSQL: en 0.630, fr 0.565, same 0.943, cross 0.128. Lexical on SQLite,
 # same-language: 0.962. Cross-language hybrid is far under dense alone (0.641 on SQLite): the lexical
-# list of a French question over English text is noise that RRF weighs as much as the dense list (see
-# the evaluation's report in benchmarks/bench_retrieval.py's output); these floors only guard against
-# getting worse, the target (hybrid recall@5 >= 0.9 overall) is reported by the benchmark.
+# list of a French question over English text matches only stopwords, yet RRF weighs it as much as
+# the dense list. These floors only guard against getting worse; the target (hybrid recall@5
+# >= 0.9) is what benchmarks/bench_retrieval.py reports.
 FLOORS_BY_BACKEND = {
     "sqlite": {"en": 0.55, "fr": 0.55, "same": 0.9, "cross": 0.1},
     "postgresql": {"en": 0.5, "fr": 0.45, "same": 0.85, "cross": 0.05},
