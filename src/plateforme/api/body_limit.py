@@ -1,15 +1,18 @@
 """Refuse request bodies over the size limit with 413, before reading them into memory or disk.
 
-Uploads (multipart POST /v1/files) may be as large as `max_upload_bytes`; every other body is
-capped at `max_request_bytes`. A declared Content-Length over the cap is refused at once; a
+Uploads (multipart POST /v1/files and /v1/libraries/{id}/documents) may be as large as
+`max_upload_bytes`; every other body is capped at `max_request_bytes`. A declared Content-Length over the cap is refused at once; a
 chunked body is counted as it arrives and cut off when it passes the cap.
 """
 
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PATHS = ("/v1/files",)
+# Documents uploaded into a library (multipart POST /v1/libraries/{id}/documents).
+UPLOAD_PATH_PATTERN = re.compile(r"^/v1/libraries/[^/]+/documents$")
 MULTIPART_OVERHEAD = 64 * 1024
 
 
@@ -38,7 +41,9 @@ class BodySizeLimit:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        limit = self.max_upload if scope["path"] in UPLOAD_PATHS else self.max_request
+        path = scope["path"]
+        upload = path in UPLOAD_PATHS or UPLOAD_PATH_PATTERN.match(path) is not None
+        limit = self.max_upload if upload else self.max_request
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(send, limit)
