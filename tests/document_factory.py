@@ -15,8 +15,10 @@ def _pdf_string(line: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
-def text_pdf(pages: list[list[str]], size: tuple[int, int] = (595, 842), font_size: int = 12) -> bytes:
-    """A PDF with one page per list of lines, each a real text layer in Helvetica (A4 by default)."""
+def text_pdf(pages: list[list[str | tuple[int, str]]], size: tuple[int, int] = (595, 842),
+             font_size: int = 12) -> bytes:
+    """A PDF with one page per list of lines, each a real text layer in Helvetica (A4 by default);
+    a line may be (font size, text); an empty line leaves a gap."""
     writer = PdfWriter()
     for lines in pages:
         page = writer.add_blank_page(width=size[0], height=size[1])
@@ -26,8 +28,12 @@ def text_pdf(pages: list[list[str]], size: tuple[int, int] = (595, 842), font_si
                                  NameObject("/Encoding"): NameObject("/WinAnsiEncoding")})
         page[NameObject("/Resources")] = DictionaryObject({
             NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})})
-        ops = [b"BT /F1 %d Tf %d TL 40 %d Td" % (font_size, font_size * 3 // 2, size[1] - 60)]
-        ops += [_pdf_string(line) + b" Tj T*" for line in lines]
+        ops = [b"BT 40 %d Td" % (size[1] - 60)]
+        for line in lines:
+            points, text = line if isinstance(line, tuple) else (font_size, line)
+            if text:
+                ops.append(b"/F1 %d Tf " % points + _pdf_string(text) + b" Tj")
+            ops.append(b"0 -%d Td" % (points * 3 // 2))
         ops.append(b"ET")
         stream = DecodedStreamObject()
         stream.set_data(b"\n".join(ops))

@@ -42,6 +42,17 @@ def test_pdf_pages_keep_their_text_and_offsets():
     assert pickle.loads(pickle.dumps(parsed)) == parsed  # crosses process boundaries
 
 
+def test_pdf_headings_from_font_sizes_and_paragraphs_from_gaps():
+    data = text_pdf([[(18, "Politique de sécurité des"), (18, "systèmes d'information"), "Référence PSSI-2026.",
+                      (14, "1. Mots de passe"), "Au moins 14 caractères,", "jamais réutilisés.", "",
+                      "Un gestionnaire est fourni."],
+                     [(14, "2. Sauvegardes"), "Chaque nuit, chiffrées."]])
+    pages = [p.text for p in parse(data, "pssi.pdf").pages]
+    assert pages == ["# Politique de sécurité des systèmes d'information\n\nRéférence PSSI-2026.\n\n"
+                     "## 1. Mots de passe\n\nAu moins 14 caractères,\njamais réutilisés.\n\nUn gestionnaire est fourni.",
+                     "## 2. Sauvegardes\n\nChaque nuit, chiffrées."]
+
+
 def test_pdf_scanned_page_is_read_by_ocr_among_text_pages():
     scan = PdfReader(io.BytesIO(scanned_pdf([["Le château de la forêt", "Élève déjà présent à l'école."]])))
     text = PdfReader(io.BytesIO(text_pdf([["A page with a real text layer on it."]])))

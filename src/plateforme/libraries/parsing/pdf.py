@@ -1,5 +1,6 @@
-"""PDF: one page per PDF page, text from its text layer (pypdf); a page without one (or with only
-a few characters: a scan) is rendered (pypdfium2) and read by OCR."""
+"""PDF: one page per PDF page, text from its text layer (pypdf; headings and paragraphs from font
+sizes and positions, pdf_layout.py); a page without one (or with only a few characters: a scan)
+is rendered (pypdfium2) and read by OCR."""
 
 import io
 import logging
@@ -10,6 +11,7 @@ from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 from plateforme.libraries.parsing.document import DocumentRejected, ParsedPage
 from plateforme.libraries.parsing.normalize import normalize_text
 from plateforme.libraries.parsing.ocr_pages import PageReader
+from plateforme.libraries.parsing.pdf_layout import Line, markdown_pages, page_lines
 from plateforme.ocr import render
 
 log = logging.getLogger("plateforme.libraries.parsing")
@@ -43,12 +45,12 @@ def _open(data: bytes) -> pypdf.PdfReader:
         raise DocumentRejected(f"the PDF is corrupt: {type(exc).__name__}: {exc}") from exc
 
 
-def _text_layer(page: pypdf.PageObject, number: int) -> str:
+def _text_layer(page: pypdf.PageObject, number: int) -> tuple[str, list[Line] | None]:
     try:
-        return page.extract_text() or ""
+        return page_lines(page)
     except Exception as exc:  # pypdf raises many kinds on broken content streams; OCR takes over
         log.warning("page %d: no text layer read (%s: %s); trying OCR", number, type(exc).__name__, exc)
-        return ""
+        return "", None
 
 
 def _meaningful(text: str) -> int:
@@ -61,14 +63,18 @@ def parse_pdf(data: bytes, ocr: PageReader, max_pages: int) -> list[ParsedPage]:
     if count > max_pages:
         raise DocumentRejected(f"the PDF has {count} pages, more than the {max_pages} this server ingests "
                                "(PLATEFORME_LIBRARY_MAX_PAGES): split it")
+    layers = []
+    for index in range(count):
+        try:
+            page = reader.pages[index]
+        except _BROKEN as exc:
+            raise DocumentRejected(f"the PDF is corrupt: page {index + 1}: {type(exc).__name__}: {exc}") from exc
+        layers.append(_text_layer(page, index + 1))
+    structured = markdown_pages([lines or [] for _, lines in layers])
     pages, pdfium = [], None
     try:
-        for index in range(count):
-            try:
-                page = reader.pages[index]
-            except _BROKEN as exc:
-                raise DocumentRejected(f"the PDF is corrupt: page {index + 1}: {type(exc).__name__}: {exc}") from exc
-            text = normalize_text(_text_layer(page, index + 1))
+        for index, (plain, lines) in enumerate(layers):
+            text = normalize_text(structured[index] if lines is not None else plain)
             read_by_ocr = False
             if _meaningful(text) < MIN_TEXT_CHARS:
                 if pdfium is None:
