@@ -53,6 +53,7 @@ bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_finetune_memory.py
 	$(BIN)/python benchmarks/bench_retrieval.py
 	$(BIN)/python benchmarks/bench_embeddings.py
+	$(BIN)/python benchmarks/bench_retrieval_latency.py
 
 clean:
 	rm -rf $(VENV) benchmarks/results

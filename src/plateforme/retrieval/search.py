@@ -73,17 +73,23 @@ class LibrarySearch:
         if not libraries:
             return SearchResult([])
         depth = candidates_for(top_k)
-        lists: list[list[Hit]] = []
-        usage: dict[str, int] = {}
-        if mode in ("hybrid", "dense"):
-            groups = self._by_model(libraries)
+        groups = self._by_model(libraries) if mode != "lexical" else {}
+        # The lexical query runs in its thread while the query embeds and the dense queries run in
+        # theirs (SQLite and psycopg release the GIL while the database works).
+        lexical = (asyncio.create_task(asyncio.to_thread(self.index.lexical, query, list(libraries), depth, filters))
+                   if mode != "dense" else None)
+        try:
             embedded = await asyncio.gather(*(self._embed_query(model, query, ids) for model, ids in groups.items()))
-            dense = await asyncio.gather(*(asyncio.to_thread(self.index.dense, vector, groups[model], depth, filters)
-                                           for model, vector, _ in embedded))
-            lists.extend(dense)
-            usage = {model: tokens for model, _, tokens in embedded}
-        if mode in ("hybrid", "lexical"):
-            lists.append(await asyncio.to_thread(self.index.lexical, query, list(libraries), depth, filters))
+            lists: list[list[Hit]] = list(await asyncio.gather(
+                *(asyncio.to_thread(self.index.dense, vector, groups[model], depth, filters)
+                  for model, vector, _ in embedded)))
+            if lexical is not None:
+                lists.append(await lexical)
+        except BaseException:
+            if lexical is not None:
+                lexical.cancel()
+            raise
+        usage = {model: tokens for model, _, tokens in embedded}
         ranked = lists[0][:top_k] if len(lists) == 1 else reciprocal_rank_fusion(lists, limit=top_k)
         return SearchResult(await asyncio.to_thread(self._passages, ranked), usage)
 
