@@ -49,6 +49,12 @@ def test_text_before_any_heading_and_code_fences_are_not_headings():
                                                        ("Unclosed fence", "# Unclosed fence")]
 
 
+def test_setext_headings_but_not_thematic_breaks_after_lists():
+    parsed = doc("Titre\n=====\n\nIntro.\n\nPartie\n------\n\nTexte.\n\n- un point\n---\n\nfin")
+    assert [(c.heading, c.text) for c in chunk_document(parsed)] == [
+        ("Titre", "Titre\n=====\n\nIntro."), ("Titre > Partie", "Partie\n------\n\nTexte.\n\n- un point\n---\n\nfin")]
+
+
 def test_long_sections_split_at_sentences_with_overlap_and_cross_pages():
     sentence = "Chaque phrase de ce paragraphe parle d'un sujet différent, numéro {}. "
     page1 = "# Rapport\n\n" + "".join(sentence.format(i) for i in range(40))

@@ -6,8 +6,10 @@ import zipfile
 
 import docx
 import pytest
+from docx.enum.style import WD_STYLE_TYPE
 from docx.enum.text import WD_BREAK
 from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
@@ -150,6 +152,18 @@ def test_docx_rendered_page_breaks_win_and_no_break_is_one_page():
     pages = [p.text for p in parse(_docx(build), "r.docx").pages]
     assert pages == ["Page one text.\n\nPage two starts", "here.\n\nStill page two.", "Page three."]
     assert len(parse(_docx(lambda d: d.add_paragraph("Only text.")), "one.docx").pages) == 1
+
+
+def test_docx_custom_heading_styles_by_their_outline_level():
+    def build(d):
+        style = d.styles.add_style("Intertitre maison", WD_STYLE_TYPE.PARAGRAPH)
+        level = OxmlElement("w:outlineLvl")
+        level.set(qn("w:val"), "1")
+        style.element.get_or_add_pPr().append(level)
+        d.add_paragraph("Section maison", style=style)
+        d.add_paragraph("Corps du texte.")
+
+    assert parse(_docx(build), "maison.docx").pages[0].text == "## Section maison\n\nCorps du texte."
 
 
 def test_docx_corrupt_is_rejected():

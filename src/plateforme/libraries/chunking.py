@@ -12,6 +12,8 @@ from plateforme.libraries.parsing.document import ParsedDocument
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_NOT_SETEXT = re.compile(r"^ {0,3}([-*+>|]|\d+[.)]|#)|^ {4}")  # list items, quotes, tables, code
 # Where a chunk may end, best first; a chunk ends after the match (trailing blanks dropped).
 _BREAKS = (re.compile(r"\n[ \t]*\n"), re.compile(r"\n"),
            re.compile(r"[.!?…;:][\"'»”’)\]]*\s"), re.compile(r"[,)]\s"), re.compile(r"\s"))
@@ -38,6 +40,15 @@ class _Section:
     body_start: int      # after the heading line
 
 
+def _is_setext(lines: list[str], i: int, fences: set[int]) -> bool:
+    """A one-line paragraph underlined with === or --- (Markdown's other heading form)."""
+    if i + 1 >= len(lines) or i + 1 in fences or not _SETEXT.match(lines[i + 1]):
+        return False
+    line = lines[i].strip()
+    return (bool(line) and (i == 0 or not lines[i - 1].strip()) and not _NOT_SETEXT.match(lines[i])
+            and len(line) <= 200)
+
+
 def _sections(text: str) -> list[_Section]:
     lines = text.split("\n")
     fences = [i for i, line in enumerate(lines) if _FENCE.match(line)]
@@ -48,6 +59,9 @@ def _sections(text: str) -> list[_Section]:
             fenced = not fenced
         elif not fenced and (match := _HEADING.match(line)):
             marks.append((offset, len(match.group(1)), match.group(2).strip(), offset + len(line)))
+        elif not fenced and _is_setext(lines, i, fences):
+            underline = lines[i + 1]
+            marks.append((offset, 1 if "=" in underline else 2, line.strip(), offset + len(line) + 1 + len(underline)))
         offset += len(line) + 1
     sections, path = [], []
     if not marks or marks[0][0] > 0:

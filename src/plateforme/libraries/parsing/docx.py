@@ -19,7 +19,7 @@ _HEADING = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _BREAK = object()  # a page break in a paragraph's pieces
 _W_P, _W_TBL, _W_R, _W_T, _W_TAB = qn("w:p"), qn("w:tbl"), qn("w:r"), qn("w:t"), qn("w:tab")
 _W_BR, _W_CR, _W_RENDERED = qn("w:br"), qn("w:cr"), qn("w:lastRenderedPageBreak")
-_W_TYPE = qn("w:type")
+_W_TYPE, _W_VAL, _W_OUTLINE = qn("w:type"), qn("w:val"), qn("w:outlineLvl")
 
 
 def _open(data: bytes) -> DocxDocument:
@@ -54,12 +54,29 @@ def _pieces(paragraph, rendered: bool) -> list:
     return pieces
 
 
+def _outline_level(paragraph: Paragraph) -> int | None:
+    """The heading level (1-based) a paragraph or its style chain declares with w:outlineLvl
+    (custom heading styles, documents written in other languages' Word)."""
+    elements = [paragraph._p.pPr]
+    style = paragraph.style
+    while style is not None and len(elements) < 10:
+        elements.append(style.element.pPr)
+        style = style.base_style
+    for pPr in elements:
+        level = pPr.find(_W_OUTLINE) if pPr is not None else None
+        if level is not None and (value := level.get(_W_VAL, "")).isdigit() and int(value) < 9:
+            return int(value) + 1
+    return None
+
+
 def _prefix(paragraph: Paragraph) -> str:
     style = (paragraph.style.name if paragraph.style is not None else "") or ""
     if style.lower() == "title":
         return "# "
     if match := _HEADING.match(style):
         return "#" * min(int(match.group(1)), 6) + " "
+    if (level := _outline_level(paragraph)) is not None:
+        return "#" * min(level, 6) + " "
     if style.lower().startswith("list number"):
         return "1. "
     if style.lower().startswith("list"):
