@@ -154,7 +154,7 @@ def test_docx_rendered_page_breaks_win_and_no_break_is_one_page():
     assert len(parse(_docx(lambda d: d.add_paragraph("Only text.")), "one.docx").pages) == 1
 
 
-def test_docx_custom_heading_styles_by_their_outline_level():
+def test_docx_custom_heading_styles_and_a_title_above_the_headings():
     def build(d):
         style = d.styles.add_style("Intertitre maison", WD_STYLE_TYPE.PARAGRAPH)
         level = OxmlElement("w:outlineLvl")
@@ -164,6 +164,13 @@ def test_docx_custom_heading_styles_by_their_outline_level():
         d.add_paragraph("Corps du texte.")
 
     assert parse(_docx(build), "maison.docx").pages[0].text == "## Section maison\n\nCorps du texte."
+
+    def titled(d):
+        d.add_heading("Guide d'accueil", 0)  # the Title style: headings go one level below it
+        d.add_heading("Premier jour", 1)
+        d.add_heading("Badge", 2)
+
+    assert parse(_docx(titled), "guide.docx").pages[0].text == "# Guide d'accueil\n\n## Premier jour\n\n### Badge"
 
 
 def test_docx_corrupt_is_rejected():

@@ -69,17 +69,23 @@ def _outline_level(paragraph: Paragraph) -> int | None:
     return None
 
 
-def _prefix(paragraph: Paragraph) -> str:
-    style = (paragraph.style.name if paragraph.style is not None else "") or ""
-    if style.lower() == "title":
+def _style_name(paragraph: Paragraph) -> str:
+    return ((paragraph.style.name if paragraph.style is not None else "") or "").lower()
+
+
+def _prefix(paragraph: Paragraph, below_title: int) -> str:
+    """The paragraph's Markdown prefix; headings go one level deeper (below_title=1) in a document
+    that has a Title, which is then its only level-1 heading."""
+    style = _style_name(paragraph)
+    if style == "title":
         return "# "
     if match := _HEADING.match(style):
-        return "#" * min(int(match.group(1)), 6) + " "
+        return "#" * min(int(match.group(1)) + below_title, 6) + " "
     if (level := _outline_level(paragraph)) is not None:
-        return "#" * min(level, 6) + " "
-    if style.lower().startswith("list number"):
+        return "#" * min(level + below_title, 6) + " "
+    if style.startswith("list number"):
         return "1. "
-    if style.lower().startswith("list"):
+    if style.startswith("list"):
         return "- "
     return ""
 
@@ -112,6 +118,7 @@ def parse_docx_pages(data: bytes) -> list[str]:
     document = _open(data)
     body = document.element.body
     rendered = next(body.iter(_W_RENDERED), None) is not None
+    below_title = int(any(_style_name(p) == "title" for p in document.paragraphs))
     pages: list[list[str]] = [[]]
     for element in body.iterchildren():
         if element.tag == _W_TBL:
@@ -120,7 +127,7 @@ def parse_docx_pages(data: bytes) -> list[str]:
             paragraph = Paragraph(element, document)
             if not rendered and _break_before(paragraph) and any(pages[-1]):
                 pages.append([])
-            prefix, current = _prefix(paragraph), ""
+            prefix, current = _prefix(paragraph, below_title), ""
             for piece in _pieces(element, rendered):
                 if piece is _BREAK:
                     if current.strip():
