@@ -179,10 +179,11 @@ def test_terms_in_most_chunks_do_not_flood_lexical_results(store):
     lib = store.library("lib-a")
     texts = [f"the report number {i} of the year" for i in range(6)] + ["the refund policy of the shop"]
     store.document(lib, "doc", texts)
-    assert _texts_of(store, store.index.lexical("the refund", [lib], 10, None))[0] == texts[-1]
+    if store.db.engine.dialect.name == "postgresql":  # what autovacuum does: the lexemes' frequencies
+        with store.db.engine.begin() as conn:
+            conn.execute(text("ANALYZE chunk_lexemes"))
+    assert _texts_of(store, store.index.lexical("the refund", [lib], 10, None)) == [texts[-1]]
     assert len(store.index.lexical("the", [lib], 10, None)) == 7  # nothing rarer asked: the term is kept
-    if store.db.engine.dialect.name == "sqlite":  # bm25 gives "the" no weight; it is left out of the match
-        assert _texts_of(store, store.index.lexical("the refund", [lib], 10, None)) == [texts[-1]]
 
 
 def test_diacritics_are_folded(store):

@@ -9,11 +9,13 @@ removes their index entries with them.
 Dense queries are exact cosine distance (`<=>`) over the chunks that pass the library, status and
 attribute conditions, which are part of the same statement (an HNSW index would be approximate and
 drops rows that the filters then reject; see benchmarks/bench_retrieval_latency.py for the timings).
-The pgvector extension is created when the first vectors are written: the database user needs the
+Lexical queries leave out the terms that most chunks hold when rarer ones are asked for (see
+`_informative`), as the SQLite index does. The pgvector extension is created when the first vectors are written: the database user needs the
 right to `CREATE EXTENSION vector` once, or an administrator runs it beforehand.
 """
 
 import threading
+import time
 
 import numpy as np
 from sqlalchemy import Connection, insert, text
@@ -27,6 +29,7 @@ from plateforme.storage.database import Database
 from plateforme.storage.library_tables import DocumentChunk
 
 _CHUNKS = DocumentChunk.__table__
+COMMON_TERMS_TTL_S = 60.0  # how long the lexemes' frequencies read from pg_stats are reused
 _DDL_LOCK = 0x706C6174_72657472 & 0x7FFFFFFFFFFFFFFF  # one advisory lock for the index's DDL: replicas take turns
 
 _BASE_DDL = (
@@ -51,6 +54,7 @@ class PostgresChunkIndex:
         self._lock = threading.Lock()
         self._base_ready = False
         self._dimensions: set[int] = set()
+        self._common: tuple[float, dict[str, float]] | None = None  # (read at, {lexeme: share of chunks})
 
     # --- structures, created when first needed ---------------------------------------------------
 
@@ -143,6 +147,8 @@ class PostgresChunkIndex:
         if not library_ids or not terms or k < 1:
             return []
         where = chunk_where("postgresql", library_ids, checked)
+        with self.db.engine.connect() as conn:
+            terms = self._informative(conn, terms)
         # Each term through plainto_tsquery (no syntax of the user's is ever parsed), OR-ed together.
         tsquery = " || ".join(f"plainto_tsquery('simple', :t{i})" for i in range(len(terms)))
         with self.db.engine.connect() as conn:
@@ -155,3 +161,21 @@ class PostgresChunkIndex:
                 f"WHERE x.tsv @@ tq.query AND {where.sql} ORDER BY rank DESC, x.chunk_id LIMIT :k"),
                 {"k": int(k), **{f"t{i}": t for i, t in enumerate(terms)}, **where.params}).all()
         return [Hit(int(chunk_id), float(rank)) for chunk_id, rank in rows]
+
+    def _informative(self, conn: Connection, terms: list[str]) -> list[str]:
+        """The terms without those in more than half of all chunks (by ANALYZE's statistics of the
+        lexemes, pg_stats.most_common_elems), when rarer ones remain: ts_rank_cd has no notion of
+        a term's rarity, so a stopword ("the", "de") would both rank chunks and make every chunk a
+        match to rank. Without statistics yet (no ANALYZE), every term is kept."""
+        if len(terms) < 2:
+            return terms
+        now = time.monotonic()
+        if self._common is None or now - self._common[0] > COMMON_TERMS_TTL_S:
+            row = conn.execute(text(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = 'chunk_lexemes' AND attname = 'tsv'")).first()
+            common = dict(zip(row[0], row[1])) if row is not None and row[0] is not None else {}
+            self._common = (now, common)
+        common = self._common[1]
+        rare = [t for t in terms if common.get(t, 0.0) <= 0.5]
+        return rare or terms
