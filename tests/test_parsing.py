@@ -198,7 +198,7 @@ def test_markdown_and_text_decoding_and_normalisation():
     assert parse("Ünïcode".encode("utf-16"), "wide.txt").pages[0].text == "Ünïcode"
     decomposed = "Cafe\u0301\r\nligne\x00 deux  \n\n\n\nfin"
     assert parse(decomposed.encode(), "n.txt").pages[0].text == "Café\nligne deux\n\nfin"
-    assert normalize_text("a\f b\u2028c") == "a\n b\nc"
+    assert normalize_text("a\f b\u2028c") == "a\n b\nc" and normalize_text("e\ufb03cace, \ufb01n") == "efficace, fin"
 
 
 def test_image_pages_are_read_by_ocr():
