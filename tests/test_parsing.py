@@ -68,6 +68,16 @@ def test_pdf_scanned_page_is_read_by_ocr_among_text_pages():
     assert "château" in parsed.pages[1].text and "école" in parsed.pages[1].text
 
 
+def test_pdf_scan_under_a_typed_header_is_read_by_ocr():
+    writer = PdfWriter(clone_from=io.BytesIO(scanned_pdf([["", "", "", "Le château de la forêt"]])))
+    header = PdfReader(io.BytesIO(text_pdf([["Rapport confidentiel, page 3"]], size=(420, 595)))).pages[0]
+    writer.pages[0].merge_page(header)  # a typed text layer of 24 characters over the scanned image
+    out = io.BytesIO()
+    writer.write(out)
+    page = parse(out.getvalue(), "scan.pdf").pages[0]
+    assert page.ocr and "Rapport confidentiel" in page.text and "Le château de la forêt" in page.text
+
+
 def _encrypted(user_password: str) -> bytes:
     writer = PdfWriter(clone_from=io.BytesIO(text_pdf([["Confidential figures for the board."]])))
     writer.encrypt(user_password=user_password, owner_password="owner-secret")

@@ -16,8 +16,10 @@ from plateforme.ocr import render
 
 log = logging.getLogger("plateforme.libraries.parsing")
 
-# A page whose text layer has fewer non-blank characters than this is treated as a scan.
+# A page whose text layer has fewer non-blank characters than this is treated as a scan...
 MIN_TEXT_CHARS = 16
+# ...and so is one with an image and little text (a scan under a typed header or page number).
+MIN_TEXT_CHARS_WITH_IMAGES = 200
 # What pypdf raises on a broken file (its own errors, and Python's from half-parsed objects).
 _BROKEN = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError,
            AssertionError, ZeroDivisionError)
@@ -53,6 +55,15 @@ def _text_layer(page: pypdf.PageObject, number: int) -> tuple[str, list[Line] | 
         return "", None
 
 
+def _has_images(page: pypdf.PageObject) -> bool:
+    """Whether the page draws an image of its own (an image XObject in its resources)."""
+    try:
+        objects = page.get("/Resources", {}).get_object().get("/XObject", {}).get_object()
+        return any(obj.get_object().get("/Subtype") == "/Image" for obj in objects.values())
+    except Exception:  # broken resources: the text layer decides alone
+        return False
+
+
 def _meaningful(text: str) -> int:
     return sum(1 for ch in text if not ch.isspace())
 
@@ -63,20 +74,21 @@ def parse_pdf(data: bytes, ocr: PageReader, max_pages: int) -> list[ParsedPage]:
     if count > max_pages:
         raise DocumentRejected(f"the PDF has {count} pages, more than the {max_pages} this server ingests "
                                "(PLATEFORME_LIBRARY_MAX_PAGES): split it")
-    layers = []
+    layers, with_images = [], []
     for index in range(count):
         try:
             page = reader.pages[index]
         except _BROKEN as exc:
             raise DocumentRejected(f"the PDF is corrupt: page {index + 1}: {type(exc).__name__}: {exc}") from exc
         layers.append(_text_layer(page, index + 1))
+        with_images.append(_has_images(page))
     structured = markdown_pages([lines or [] for _, lines in layers])
     pages, pdfium = [], None
     try:
         for index, (plain, lines) in enumerate(layers):
             text = normalize_text(structured[index] if lines is not None else plain)
             read_by_ocr = False
-            if _meaningful(text) < MIN_TEXT_CHARS:
+            if _meaningful(text) < (MIN_TEXT_CHARS_WITH_IMAGES if with_images[index] else MIN_TEXT_CHARS):
                 if pdfium is None:
                     pdfium = _open_pdfium(data)
                 scanned = normalize_text(ocr.read(_render(pdfium, index, ocr.config.dpi), ocr.config.dpi, index + 1))
