@@ -64,6 +64,11 @@ def _has_images(page: pypdf.PageObject) -> bool:
         return False
 
 
+def _ocr_reads_more(scanned: int, typed: int) -> bool:
+    """Whether OCR found clearly more than the text layer (a logo read as noise does not count)."""
+    return scanned > 0 if typed == 0 else scanned > typed * 1.25 + 8
+
+
 def _meaningful(text: str) -> int:
     return sum(1 for ch in text if not ch.isspace())
 
@@ -92,7 +97,7 @@ def parse_pdf(data: bytes, ocr: PageReader, max_pages: int) -> list[ParsedPage]:
                 if pdfium is None:
                     pdfium = _open_pdfium(data)
                 scanned = normalize_text(ocr.read(_render(pdfium, index, ocr.config.dpi), ocr.config.dpi, index + 1))
-                if _meaningful(scanned) > _meaningful(text):
+                if _ocr_reads_more(_meaningful(scanned), _meaningful(text)):
                     text, read_by_ocr = scanned, True
             pages.append(ParsedPage(index + 1, text, read_by_ocr))
     finally:
