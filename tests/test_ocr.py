@@ -19,6 +19,7 @@ from plateforme.ocr.errors import OCRError, OCRInputError, OCRUnavailable
 from plateforme.ocr.openai_vision import OpenAIVisionEngine
 from plateforme.ocr.pages import select_pages
 from plateforme.ocr.tesseract import TesseractEngine
+from spec_schema import validate, validate_response
 
 FRENCH = ["Le château de la forêt", "Élève déjà présent à l'école.", "Où est la fenêtre ? Noël, maïs, cœur."]
 ENGLISH = ["The quarterly report shows revenue of $4,210.", "Don't forget: it's the company's 10th year."]
@@ -148,8 +149,11 @@ def test_ocr_process_a_file_id_of_the_callers_workspace_only(tenants):
     uploaded = alpha.files.upload(file={"file_name": "facture.pdf", "content": pdf}, purpose="ocr")
     result = alpha.ocr.process(model="mistral-ocr-latest", document={"type": "file", "file_id": uploaded.id})
     assert result.pages[0].markdown == "Facture numéro 2024-117, montant dû : 1 250 euros."
-    response = httpx.post(f"{server.url}/v1/ocr", headers={"Authorization": f"Bearer {keys['beta']}"},
-                          json={"model": "mistral-ocr-latest", "document": {"type": "file", "file_id": uploaded.id}})
+    request = {"model": "mistral-ocr-latest", "document": {"type": "file", "file_id": uploaded.id}, "pages": "0"}
+    validate(request, "OCRRequest")
+    response = httpx.post(f"{server.url}/v1/ocr", headers={"Authorization": f"Bearer {keys['alpha']}"}, json=request)
+    validate_response("/v1/ocr", "post", response.status_code, response.json())  # Mistral's OCRResponse
+    response = httpx.post(f"{server.url}/v1/ocr", headers={"Authorization": f"Bearer {keys['beta']}"}, json=request)
     assert response.status_code == 404 and response.json()["param"] == "document.file_id"
 
 
