@@ -199,6 +199,12 @@ def test_html_main_content_as_markdown_and_plain_text_fallback():
     assert text.startswith("# Le titre principal\n\nCeci est le premier paragraphe")
     assert "## Sous-partie" in text and "Accueil" not in text and "Mentions" not in text
     assert parse(b"<html><body><p>court</p></body></html>", "x.htm").pages[0].text == "court"
+    russian = "Это русский текст, написанный в кодировке windows-1251 и достаточно длинный."
+    declared = ("<html><head><meta http-equiv='Content-Type' content='text/html; charset=windows-1251'></head>"
+                f"<body><p>{russian}</p></body></html>").encode("cp1251")
+    assert parse(declared, "ru.html").pages[0].text == russian
+    labelled_latin1 = "<meta charset=iso-8859-1><p>Prix : 5 € ; café à emporter.</p>".encode("cp1252")
+    assert parse(labelled_latin1, "eur.html").pages[0].text == "Prix : 5 € ; café à emporter."
 
 
 def test_markdown_and_text_decoding_and_normalisation():
