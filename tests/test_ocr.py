@@ -15,6 +15,7 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from document_factory import page_image, png, scanned_pdf, text_pdf
+from plateforme.ocr import render
 from plateforme.ocr.errors import OCRError, OCRInputError, OCRUnavailable
 from plateforme.ocr.openai_vision import OpenAIVisionEngine
 from plateforme.ocr.pages import select_pages
@@ -48,6 +49,12 @@ def test_page_selections():
                          ([-1], "page -1 does not exist"), ("0-99999999", "more than")):
         with pytest.raises(OCRInputError, match=message):
             select_pages(bad, 4)
+
+
+def test_huge_pdf_pages_are_rendered_at_a_lower_resolution():
+    assert render._fitting_dpi(595, 842, 200) == 200  # A4
+    dpi = render._fitting_dpi(14400, 14400, 200)  # PDF's largest page, 200 inches square
+    assert 30 < dpi < 200 and (14400 * dpi / 72) ** 2 <= render.MAX_PIXELS
 
 
 class _VisionServer(BaseHTTPRequestHandler):

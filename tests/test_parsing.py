@@ -228,6 +228,7 @@ def test_image_pages_are_read_by_ocr():
     assert len(pages) == 2 and "Second sheet" in pages[1].text
     assert rejected(frames.getvalue(), "scan.tiff", max_pages=1).startswith("the image has 2 pages")
     assert "corrupt" in rejected(b"\x89PNG\r\n\x1a\n" + bytes(40), "broken.png")
+    assert "9000x7000 pixels, more than" in rejected(png(Image.new("1", (9000, 7000))), "huge.png")
 
 
 def test_missing_ocr_language_rejects_a_scanned_document_naming_the_fix():

@@ -2,15 +2,15 @@
 and dimensions. A PDF page with a text layer gives its text directly; the others are rendered and
 read by the engine. Synchronous: the caller runs it in a thread."""
 
-import io
 from dataclasses import dataclass
 
 import pypdfium2
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import ImageSequence
 
 from plateforme.ocr import render
 from plateforme.ocr.engine import OCREngine
 from plateforme.ocr.errors import OCRInputError
+from plateforme.ocr.images import ImageUnreadable, check_size, image_dpi, open_image
 from plateforme.ocr.pages import select_pages
 
 # A PDF page whose text layer has fewer non-blank characters than this is read by OCR.
@@ -63,32 +63,22 @@ def _ocr_pdf(data: bytes, pages, engine: OCREngine, dpi: int, max_pages: int) ->
             try:
                 text = _text_of(pdf, index)
                 if text:
-                    width, height = render.page_size_pixels(pdf, index, dpi)
-                    results.append(OCRPageResult(index, text, width, height, dpi, False))
+                    width, height, page_dpi = render.page_size_pixels(pdf, index, dpi)
+                    results.append(OCRPageResult(index, text, width, height, page_dpi, False))
                     continue
-                image = render.render_page(pdf, index, dpi)
+                image, page_dpi = render.render_page(pdf, index, dpi)
             except pypdfium2.PdfiumError as exc:
                 raise OCRInputError(f"the PDF is corrupt: page {index} cannot be read ({exc})") from exc
-            read = engine.read(image, dpi)
-            results.append(OCRPageResult(index, read.markdown, read.width, read.height, dpi, True))
+            read = engine.read(image, page_dpi)
+            results.append(OCRPageResult(index, read.markdown, read.width, read.height, page_dpi, True))
         return results
     finally:
         render.close_pdf(pdf)
 
 
-def _image_dpi(image: Image.Image) -> int:
-    dpi = image.info.get("dpi")
-    try:
-        value = round(float(dpi[0])) if dpi else 0
-    except (TypeError, ValueError, IndexError):
-        value = 0
-    return value if 50 <= value <= 2400 else 300
-
-
 def _ocr_image(data: bytes, pages, engine: OCREngine, max_pages: int) -> list[OCRPageResult]:
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
+        image = open_image(data)
         frames = getattr(image, "n_frames", 1)
         if frames > max_pages:
             raise OCRInputError(f"the image has {frames} pages, more than the {max_pages} this server reads at once")
@@ -96,11 +86,14 @@ def _ocr_image(data: bytes, pages, engine: OCREngine, max_pages: int) -> list[OC
         results = []
         for index, frame in enumerate(ImageSequence.Iterator(image)):
             if index in wanted:
-                dpi = _image_dpi(frame)
+                check_size(frame)
+                dpi = image_dpi(frame)
                 read = engine.read(frame.convert("RGB"), dpi)
                 results.append(OCRPageResult(index, read.markdown, read.width, read.height, dpi, True))
         return results
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+    except ImageUnreadable as exc:
+        raise OCRInputError(str(exc)) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         if isinstance(exc, OCRInputError):
             raise
         raise OCRInputError(f"the image is corrupt or cannot be read: {exc}") from exc

@@ -96,7 +96,8 @@ def parse_pdf(data: bytes, ocr: PageReader, max_pages: int) -> list[ParsedPage]:
             if _meaningful(text) < (MIN_TEXT_CHARS_WITH_IMAGES if with_images[index] else MIN_TEXT_CHARS):
                 if pdfium is None:
                     pdfium = _open_pdfium(data)
-                scanned = normalize_text(ocr.read(_render(pdfium, index, ocr.config.dpi), ocr.config.dpi, index + 1))
+                image, dpi = _render(pdfium, index, ocr.config.dpi)
+                scanned = normalize_text(ocr.read(image, dpi, index + 1))
                 if _ocr_reads_more(_meaningful(scanned), _meaningful(text)):
                     text, read_by_ocr = scanned, True
             pages.append(ParsedPage(index + 1, text, read_by_ocr))
