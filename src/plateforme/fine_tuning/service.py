@@ -59,6 +59,9 @@ class FineTuningService:
             if body.get(unsupported):
                 raise FineTuningError(f"{unsupported} are not supported by this server", 400, unsupported)
         spec = self.registry.require(body["model"])
+        if spec.task == "embedding":
+            raise FineTuningError(f"model {spec.name!r} is an embedding model; completion fine-tuning needs a chat "
+                                  "model (see GET /v1/models)", 400, "model")
         if not spec.local:
             raise FineTuningError(f"model {spec.name!r} is served by engine {spec.engine!r}, which does not support "
                                   "fine-tuning (its weights are on a remote server); fine-tune a model served by "
