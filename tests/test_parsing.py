@@ -15,6 +15,7 @@ from pypdf import PdfReader, PdfWriter
 
 from document_factory import page_image, png, scanned_pdf, text_pdf
 from plateforme.libraries.parsing import PAGE_SEPARATOR, DocumentRejected, OCRConfig, parse_document
+from plateforme.libraries.parsing import detect
 from plateforme.libraries.parsing.normalize import normalize_text
 
 OCR = OCRConfig(languages="fra+eng")
@@ -183,11 +184,16 @@ def test_docx_custom_heading_styles_and_a_title_above_the_headings():
     assert parse(_docx(titled), "guide.docx").pages[0].text == "# Guide d'accueil\n\n## Premier jour\n\n### Badge"
 
 
-def test_docx_corrupt_is_rejected():
+def test_docx_corrupt_or_a_zip_bomb_is_rejected(monkeypatch):
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("word/document.xml", "<not xml")
     assert rejected(archive.getvalue(), "bad.docx").startswith("the DOCX is corrupt")
+    monkeypatch.setattr(detect, "MAX_UNPACKED_BYTES", 10_000)  # 256 MiB in production
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("word/document.xml", "<w:document/>" + " " * 20_000)
+    assert "unpacks to 20013 bytes, more than the 10000" in rejected(bomb.getvalue(), "bomb.docx")
 
 
 def test_html_main_content_as_markdown_and_plain_text_fallback():

@@ -7,6 +7,8 @@ from plateforme.libraries.parsing.document import DocumentRejected
 
 SUPPORTED = "PDF, DOCX, HTML, Markdown, plain text, and images (PNG, JPEG, TIFF, GIF, BMP, WebP)"
 
+# A DOCX is a ZIP package: its XML parts (parsed in memory; media are not) may unpack to this at most.
+MAX_UNPACKED_BYTES = 256 << 20
 _IMAGES = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"),
            (b"GIF87a", "gif"), (b"GIF89a", "gif"), (b"BM", "bmp"))
 # Binary formats recognised only to be named in the refusal.
@@ -23,10 +25,15 @@ _MARKDOWN_MIMES = ("text/markdown", "text/x-markdown")
 
 def _zip_format(data: bytes) -> str:
     try:
-        names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+        entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise DocumentRejected(f"the file looks like a ZIP-based document (DOCX) but is corrupt: {exc}") from exc
+    names = {entry.filename for entry in entries}
     if "word/document.xml" in names:
+        unpacked = sum(entry.file_size for entry in entries if entry.filename.endswith((".xml", ".rels")))
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise DocumentRejected(f"the DOCX's text unpacks to {unpacked} bytes, more than the {MAX_UNPACKED_BYTES} "
+                                   "this server reads (a ZIP bomb, or a document to split)")
         return "docx"
     kind = ("a spreadsheet (XLSX)" if "xl/workbook.xml" in names else
             "a presentation (PPTX)" if "ppt/presentation.xml" in names else
