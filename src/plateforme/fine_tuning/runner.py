@@ -16,7 +16,8 @@ import logging
 from plateforme.fine_tuning import statuses as st
 from plateforme.fine_tuning.job_execution import JobExecution
 from plateforme.fine_tuning.job_store import JobStore
-from plateforme.fine_tuning.workdir import job_paths, runner_id
+from plateforme.fine_tuning.workdir import job_paths
+from plateforme.storage.runner_identity import runner_id
 
 log = logging.getLogger("plateforme.fine_tuning")
 POLL_S = 2.0

@@ -9,7 +9,6 @@
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,24 +39,6 @@ def job_paths(data_dir: Path, job_id: str) -> JobPaths:
 
 def adapters_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "fine_tuning" / "adapters"
-
-
-def runner_id(data_dir: Path) -> str:
-    """This data dir's job-runner id, made once: a gateway restarted on the same data dir (where its
-    jobs' working directories are) is the same runner, and takes its own jobs back at once."""
-    path = Path(data_dir) / "fine_tuning" / "runner_id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.part")
-        tmp.write_text(f"runner-{uuid.uuid4().hex}\n")
-        try:
-            os.link(tmp, path)  # the first process to make one wins; the others read it
-        except FileExistsError:
-            pass
-        tmp.unlink()
-        return path.read_text().strip()
 
 
 def copy_file(files: FileService, file_id: str, dst: Path) -> None:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plateforme.files.signing import UrlSigner, load_signing_key
-from plateforme.fine_tuning.workdir import runner_id
+from plateforme.storage.runner_identity import runner_id
 from plateforme.libraries.documents import DocumentService
 from plateforme.libraries.ingestion import DocumentIngestion, IngestionLimits
 from plateforme.libraries.ingestion_queue import IngestionQueue
