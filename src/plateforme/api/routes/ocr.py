@@ -57,10 +57,11 @@ async def _file_bytes(request: Request, file_id: str, limit: int) -> bytes:
 async def _document_bytes(request: Request, document, limit: int) -> bytes:
     if isinstance(document, FileChunk):
         return await _file_bytes(request, document.file_id, limit)
+    # Decoding megabytes of base64 is CPU work: off the event loop too.
     if isinstance(document, DocumentURLChunk):
-        return _decode_data_uri(document.document_url, "document.document_url")
+        return await run_in_threadpool(_decode_data_uri, document.document_url, "document.document_url")
     assert isinstance(document, ImageURLChunk)
-    return _decode_data_uri(document.url, "document.image_url")
+    return await run_in_threadpool(_decode_data_uri, document.url, "document.image_url")
 
 
 def _check_options(body: OCRRequest) -> None:
