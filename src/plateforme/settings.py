@@ -77,8 +77,9 @@ class Settings(BaseSettings):
     # OCR of scanned pages and images (ingestion and POST /v1/ocr): "tesseract" (local, Debian's
     # tesseract-ocr) or "openai" (a vision model behind an OpenAI-compatible server, e.g. vLLM).
     ocr_engine: Literal["tesseract", "openai"] = "tesseract"
-    # Tesseract languages (installed traineddata), joined with "+".
-    ocr_languages: str = "eng+fra"
+    # Tesseract languages (installed traineddata), joined with "+" (French first: with English first it
+    # drops French accents).
+    ocr_languages: str = "fra+eng"
     # Engine openai: the server's base URL (/v1 included), its model, and the variable holding its key.
     ocr_base_url: str | None = None
     ocr_model: str | None = None
