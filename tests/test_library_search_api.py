@@ -81,6 +81,10 @@ def test_search_route(live):
     assert refused.status_code == 404 and refused.json()["object"] == "error"
     assert refused.json()["param"] == "library_ids" and secret in refused.json()["message"]
     assert theirs.post(SEARCH, json={"query": "remote work"}).json()["data"][0]["library_id"] == secret
+    not_an_id = mine.post(SEARCH, json={"query": "remote work", "library_ids": ["handbook"]})
+    assert not_an_id.status_code == 404 and not_an_id.json()["param"] == "library_ids"
+    upper = mine.post(SEARCH, json={"query": "remote work", "library_ids": [library.upper()]})
+    assert upper.status_code == 200 and upper.json()["data"]
     for body in ({"query": ""}, {"query": "   "}, {"query": "x", "top_k": 0}, {"query": "x", "top_k": 101},
                  {"query": "x", "library_ids": []}, {"query": "x", "mode": "fuzzy"}, {"top_k": 3},
                  {"query": "x", "colour": "blue"}):

@@ -247,7 +247,8 @@ def test_filters_and_libraries_are_applied_inside_the_queries(store):
     assert both({"missing": None}) == (set(), set())
     assert both({"tags": "home"})[0] == set(FR) and both({"tags": ["finance", "x"]})[0] == set(EN)
     assert both({"tags": "hom"}) == (set(), set())
-    for bad in ({"lang": {"$ne": "fr"}}, {'la"ng': "fr"}, {"lang": []}, "lang=fr"):
+    for bad in ({"lang": {"$ne": "fr"}}, {'la"ng': "fr"}, {"lang": []}, "lang=fr", {"n": 2 ** 64},
+                {"n": float("inf")}, {"lang": "f\x00r"}, {"lang": [["fr"]]}):
         with pytest.raises(BadFilters):
             store.index.dense(q("refund"), [readable], 5, bad)
 

@@ -10,6 +10,7 @@ booleans or null, compared with their type (the string "1" is not the number 1).
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ MAX_FILTER_KEYS = 32
 MAX_FILTER_VALUES = 100
 _KEY = re.compile(r'^[^"\\\x00-\x1f]{1,200}$')
 _SCALARS = (str, int, float, bool, type(None))
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
 
 
 @dataclass
@@ -44,8 +46,12 @@ def check_filters(filters: dict | None) -> dict[str, list]:
         if not values or len(values) > MAX_FILTER_VALUES:
             raise BadFilters(f"{key!r}: a list of 1 to {MAX_FILTER_VALUES} values")
         for v in values:
-            if not isinstance(v, _SCALARS) or (isinstance(v, float) and v != v):
+            if not isinstance(v, _SCALARS) or (isinstance(v, float) and not math.isfinite(v)):
                 raise BadFilters(f"{key!r}: values are strings, numbers, booleans or null, got {v!r}")
+            if isinstance(v, int) and not isinstance(v, bool) and not _INT64[0] <= v <= _INT64[1]:
+                raise BadFilters(f"{key!r}: integers between -2^63 and 2^63-1, got {v}")
+            if isinstance(v, str) and "\x00" in v:
+                raise BadFilters(f"{key!r}: a value holds a NUL character")
         checked[key] = values
     return checked
 
