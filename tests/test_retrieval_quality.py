@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
 import retrieval_eval as ev  # noqa: E402
+import retrieval_ingest as ingest  # noqa: E402
 
 from plateforme.retrieval.index import open_chunk_index  # noqa: E402
 from plateforme.retrieval.search import LibrarySearch  # noqa: E402
@@ -42,13 +43,13 @@ LEXICAL_SAME_LANGUAGE_FLOOR = 0.85  # SQLite FTS5 bm25 on questions in the docum
 async def _evaluate(urls: dict[str, str]) -> dict:
     questions = ev.load_questions()
     results = {}
-    async with ev.served_embeddings() as (embeddings, model):
-        prepared = await ev.prepare(embeddings, model)
+    async with ingest.served_embeddings() as (embeddings, model):
+        prepared = await ingest.prepare(embeddings, model)
         for backend, url in urls.items():
             db = open_database(url)
             try:
                 index = open_chunk_index(db)
-                ingested = await ev.store(db, index, model, prepared)
+                ingested = await ingest.store(db, index, model, prepared)
                 modes = ("hybrid", "lexical") if backend == "sqlite" else ("hybrid",)
                 outcomes, bad = await ev.run_questions(LibrarySearch(db, index, embeddings), ingested, questions,
                                                        modes)
@@ -78,10 +79,10 @@ def _result(evaluation: dict, backend: str) -> dict:
 
 def test_set_has_what_the_issue_asks():
     questions = ev.load_questions()
-    names = {p.name for p in ev.DOCUMENTS.iterdir()}
+    names = {p.name for p in ingest.DOCUMENTS.iterdir()}
     assert len(questions) >= 60
     assert sum(q.pair == "cross" for q in questions) >= 15
-    assert {q.lang for q in questions} == {"en", "fr"} and {ev.language_of(n) for n in names} == {"en", "fr"}
+    assert {q.lang for q in questions} == {"en", "fr"} and {ingest.language_of(n) for n in names} == {"en", "fr"}
     assert {Path(n).suffix for n in names} >= {".pdf", ".docx", ".html", ".md", ".txt"}
     assert {q.document for q in questions} == names, "every document answers some question"
 
