@@ -160,7 +160,7 @@ async def prepare(embeddings, model: str, files: Iterable[Path] | None = None,
         t2 = time.perf_counter()
         vectors = []
         for start in range(0, len(chunks), EMBED_BATCH):
-            texts = [embedding_input(c) for c in chunks[start:start + EMBED_BATCH]]
+            texts = [c.embedded_text for c in chunks[start:start + EMBED_BATCH]]
             vectors.extend((await embeddings.embed(model, texts, input_type="document")).vectors)
         t3 = time.perf_counter()
         for step, took in (("parse", t1 - t0), ("chunk", t2 - t1), ("embed", t3 - t2)):
@@ -193,7 +193,3 @@ async def ingest(db: Database, index, embeddings, model: str, files: Iterable[Pa
     seconds["total"] = time.perf_counter() - began
     return ingested
 
-
-def embedding_input(chunk: Chunk) -> str:
-    """What is embedded of a chunk: its text, as the ingestion runner does."""
-    return chunk.text

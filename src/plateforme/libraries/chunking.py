@@ -30,6 +30,12 @@ class Chunk:
     heading: str | None  # the heading path ("Chapter > Section"), None before any heading
     text: str
 
+    @property
+    def embedded_text(self) -> str:
+        """What is embedded of the chunk: its heading path (which carries the document's title and
+        section, often the words a question uses) above its text."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
 
 @dataclass
 class _Section:

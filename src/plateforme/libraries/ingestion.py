@@ -79,7 +79,7 @@ class DocumentIngestion:
         if not text.strip() or not chunks:
             await asyncio.to_thread(self.index.delete_document, doc.id)
             return Outcome(MISSING_CONTENT, {**fields, "last_processed_at": utcnow(), "tokens_processing_total": 0})
-        embedded = await self._embed(library, [c.text for c in chunks])
+        embedded = await self._embed(library, [c.embedded_text for c in chunks])
         if isinstance(embedded, Outcome):
             return embedded
         vectors, tokens = embedded
