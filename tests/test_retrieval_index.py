@@ -18,8 +18,8 @@ from sqlalchemy import text  # noqa: E402
 from plateforme.libraries.errors import LibraryNotFound  # noqa: E402
 from plateforme.retrieval.errors import BadFilters, SearchError  # noqa: E402
 from plateforme.retrieval.fusion import reciprocal_rank_fusion  # noqa: E402
-from plateforme.retrieval.index import Hit, open_chunk_index  # noqa: E402
-from plateforme.retrieval.search import LibrarySearch  # noqa: E402
+from plateforme.retrieval.index import Hit, informative_terms, open_chunk_index  # noqa: E402
+from plateforme.retrieval.search import LibrarySearch, strong_matches  # noqa: E402
 from plateforme.retrieval.text_folding import fold, fts5_expression, query_terms  # noqa: E402
 from plateforme.storage.database import open_database  # noqa: E402
 from plateforme.storage.library_tables import Library, LibraryDocument, LibraryShare  # noqa: E402
@@ -184,6 +184,15 @@ def test_terms_in_most_chunks_do_not_flood_lexical_results(store):
             conn.execute(text("ANALYZE chunk_lexemes"))
     assert _texts_of(store, store.index.lexical("the refund", [lib], 10, None)) == [texts[-1]]
     assert len(store.index.lexical("the", [lib], 10, None)) == 7  # nothing rarer asked: the term is kept
+    # "year" (in 6 of 8 chunks once the next is written) is left out; "policy" (2 of 8) only fills a short list.
+    write_chunks(store.index, lib, "doc", texts + ["the travel policy of the year"])
+    if store.db.engine.dialect.name == "postgresql":
+        with store.db.engine.begin() as conn:
+            conn.execute(text("ANALYZE chunk_lexemes"))
+    index = open_chunk_index(store.db)  # a fresh one: PostgreSQL's lexeme statistics are read once a minute
+    assert _texts_of(store, index.lexical("refund policy year", [lib], 3, None, fill=False)) == [texts[-1]]
+    filled = _texts_of(store, index.lexical("refund policy year", [lib], 3, None))
+    assert filled == [texts[-1], "the travel policy of the year"]
 
 
 def test_diacritics_are_folded(store):
@@ -288,6 +297,20 @@ def test_reciprocal_rank_fusion():
     assert reciprocal_rank_fusion([]) == [] and reciprocal_rank_fusion([[], []]) == []
     assert [h.chunk_id for h in reciprocal_rank_fusion([[Hit(5, 1), Hit(5, 1), Hit(6, 1)]])] == [5, 6]
     assert reciprocal_rank_fusion([[Hit(1, 0)]], k=0)[0].score == 1.0
+    weighted = reciprocal_rank_fusion([dense, lexical], weights=[1.0, 0.5])
+    assert [h.chunk_id for h in weighted] == [1, 3, 2, 4] and weighted[1].score == pytest.approx(1 / 63 + 0.5 / 61)
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([dense, lexical], weights=[1.0])
+
+
+def test_informative_terms_and_strong_lexical_matches():
+    shares = {"the": 1.0, "de": 0.45, "refund": 0.02, "policy": 0.2}
+    assert informative_terms(["the", "refund", "policy"], shares) == ["refund"]
+    assert informative_terms(["the", "de"], shares) == ["de"]  # all common: the rarest stays
+    assert informative_terms(["the", "unseen"], shares) == ["unseen"]
+    assert informative_terms(["the"], shares) == ["the"] and informative_terms(["a", "b"], {}) == ["a", "b"]
+    hits = [Hit(1, 10.0), Hit(2, 6.0), Hit(3, 4.9)]
+    assert strong_matches(hits) == hits[:2] and strong_matches([]) == []
 
 
 class DirectEmbeddings:

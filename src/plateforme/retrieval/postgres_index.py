@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from plateforme.retrieval.errors import IndexSetupFailed
 from plateforme.retrieval.filters import check_filters, chunk_where
-from plateforme.retrieval.index import Hit, check_vectors, chunk_rows, lexical_text
+from plateforme.retrieval.index import Hit, check_vectors, chunk_rows, lexical_stages, lexical_text
 from plateforme.retrieval.text_folding import fold, query_terms
 from plateforme.storage.database import Database
 from plateforme.storage.library_tables import DocumentChunk
@@ -141,34 +141,36 @@ class PostgresChunkIndex:
                 {"q": vector_literal(vector), "k": int(k), **where.params}).all()
         return [Hit(int(chunk_id), 1.0 - float(distance)) for chunk_id, distance in rows]
 
-    def lexical(self, query: str, library_ids: list[str], k: int, filters: dict | None) -> list[Hit]:
+    def lexical(self, query: str, library_ids: list[str], k: int, filters: dict | None,
+                fill: bool = True) -> list[Hit]:
         checked = check_filters(filters)
         terms = query_terms(query)
         if not library_ids or not terms or k < 1:
             return []
         where = chunk_where("postgresql", library_ids, checked)
         with self.db.engine.connect() as conn:
-            terms = self._informative(conn, terms)
-        # Each term through plainto_tsquery (no syntax of the user's is ever parsed), OR-ed together.
-        tsquery = " || ".join(f"plainto_tsquery('simple', :t{i})" for i in range(len(terms)))
-        with self.db.engine.connect() as conn:
             if not self._base_ready and not self._has_table(conn, "chunk_lexemes"):
                 return []
-            rows = conn.execute(text(
-                f"SELECT x.chunk_id, ts_rank_cd(x.tsv, tq.query) AS rank FROM (SELECT {tsquery} AS query) tq "
-                "CROSS JOIN chunk_lexemes x JOIN document_chunks c ON c.id = x.chunk_id "
-                "JOIN library_documents d ON d.id = c.document_id "
-                f"WHERE x.tsv @@ tq.query AND {where.sql} ORDER BY rank DESC, x.chunk_id LIMIT :k"),
-                {"k": int(k), **{f"t{i}": t for i, t in enumerate(terms)}, **where.params}).all()
+            for stage in lexical_stages(terms, self._term_shares(conn, terms))[:None if fill else 1]:
+                # Each term through plainto_tsquery (no syntax of the user's is ever parsed), OR-ed together.
+                tsquery = " || ".join(f"plainto_tsquery('simple', :t{i})" for i in range(len(stage)))
+                rows = conn.execute(text(
+                    f"SELECT x.chunk_id, ts_rank_cd(x.tsv, tq.query) AS rank FROM (SELECT {tsquery} AS query) tq "
+                    "CROSS JOIN chunk_lexemes x JOIN document_chunks c ON c.id = x.chunk_id "
+                    "JOIN library_documents d ON d.id = c.document_id "
+                    f"WHERE x.tsv @@ tq.query AND {where.sql} ORDER BY rank DESC, x.chunk_id LIMIT :k"),
+                    {"k": int(k), **{f"t{i}": t for i, t in enumerate(stage)}, **where.params}).all()
+                if len(rows) >= k:
+                    break
         return [Hit(int(chunk_id), float(rank)) for chunk_id, rank in rows]
 
-    def _informative(self, conn: Connection, terms: list[str]) -> list[str]:
-        """The terms without those in more than half of all chunks (by ANALYZE's statistics of the
-        lexemes, pg_stats.most_common_elems), when rarer ones remain: ts_rank_cd has no notion of
-        a term's rarity, so a stopword ("the", "de") would both rank chunks and make every chunk a
-        match to rank. Without statistics yet (no ANALYZE), every term is kept."""
+    def _term_shares(self, conn: Connection, terms: list[str]) -> dict[str, float]:
+        """The share of chunks each term is found in, by ANALYZE's statistics of the lexemes
+        (pg_stats.most_common_elems, read once a minute; a rarer lexeme is not listed): ts_rank_cd
+        has no notion of a term's rarity, so a stopword ("the", "de") would both rank chunks and
+        make every chunk a match to rank. {} without statistics yet (no ANALYZE): every term is kept."""
         if len(terms) < 2:
-            return terms
+            return {}
         now = time.monotonic()
         if self._common is None or now - self._common[0] > COMMON_TERMS_TTL_S:
             row = conn.execute(text(
@@ -176,6 +178,4 @@ class PostgresChunkIndex:
                 "WHERE schemaname = current_schema() AND tablename = 'chunk_lexemes' AND attname = 'tsv'")).first()
             common = dict(zip(row[0], row[1])) if row is not None and row[0] is not None else {}
             self._common = (now, common)
-        common = self._common[1]
-        rare = [t for t in terms if common.get(t, 0.0) <= 0.5]
-        return rare or terms
+        return self._common[1]

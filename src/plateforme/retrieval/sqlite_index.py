@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import Connection, insert, text
 
 from plateforme.retrieval.filters import check_filters, chunk_where, library_list
-from plateforme.retrieval.index import Hit, check_vectors, chunk_rows, lexical_text
+from plateforme.retrieval.index import Hit, check_vectors, chunk_rows, lexical_stages, lexical_text
 from plateforme.retrieval.text_folding import fold, fts5_expression, query_terms
 from plateforme.storage.database import Database
 from plateforme.storage.library_tables import DocumentChunk
@@ -153,7 +153,8 @@ class SQLiteChunkIndex:
             return [(chunk_id, distance) for chunk_id, distance, _ in rows]
         return None
 
-    def lexical(self, query: str, library_ids: list[str], k: int, filters: dict | None) -> list[Hit]:
+    def lexical(self, query: str, library_ids: list[str], k: int, filters: dict | None,
+                fill: bool = True) -> list[Hit]:
         checked = check_filters(filters)
         terms = query_terms(query)
         if not library_ids or not terms or k < 1:
@@ -163,26 +164,24 @@ class SQLiteChunkIndex:
             with self.db.engine.begin() as conn:
                 self._ensure_base(conn)
         with self.db.engine.connect() as conn:
-            terms = self._informative(conn, terms)
-            rows = conn.execute(text(
-                "SELECT chunk_fts.rowid, bm25(chunk_fts) AS rank FROM chunk_fts "
-                "JOIN document_chunks c ON c.id = chunk_fts.rowid JOIN library_documents d ON d.id = c.document_id "
-                f"WHERE chunk_fts MATCH :m AND {where.sql} ORDER BY rank LIMIT :k"),
-                {"m": fts5_expression(terms), "k": int(k), **where.params}).all()
+            for stage in lexical_stages(terms, self._term_shares(conn, terms))[:None if fill else 1]:
+                rows = conn.execute(text(
+                    "SELECT chunk_fts.rowid, bm25(chunk_fts) AS rank FROM chunk_fts JOIN document_chunks c "
+                    "ON c.id = chunk_fts.rowid JOIN library_documents d ON d.id = c.document_id "
+                    f"WHERE chunk_fts MATCH :m AND {where.sql} ORDER BY rank LIMIT :k"),
+                    {"m": fts5_expression(stage), "k": int(k), **where.params}).all()
+                if len(rows) >= k:
+                    break
         return [Hit(int(chunk_id), -float(rank)) for chunk_id, rank in rows]
 
-    def _informative(self, conn: Connection, terms: list[str]) -> list[str]:
-        """The terms without those in more than half of all chunks, when rarer ones remain: FTS5's
-        bm25 gives such a term an IDF of ~0 (1e-6), so leaving it out changes no score of a chunk that
-        matches the others, and spares ranking every chunk a stopword ("the", "de") matches."""
+    def _term_shares(self, conn: Connection, terms: list[str]) -> dict[str, float]:
+        """The share of all chunks each term is found in, from FTS5's vocabulary (a term it never
+        saw is left out); {} for a single term, which is always kept."""
         if len(terms) < 2:
-            return terms
+            return {}
         names = [f"t{i}" for i in range(len(terms))]
-        frequency = dict(conn.execute(text(
+        frequency = conn.execute(text(
             f"SELECT term, doc FROM chunk_fts_terms WHERE term IN ({', '.join(':' + n for n in names)})"),
-            dict(zip(names, terms))).all())
-        if not frequency:
-            return terms
-        half = conn.execute(text("SELECT count(*) FROM document_chunks")).scalar() / 2
-        rare = [t for t in terms if frequency.get(t, 0) <= half]  # a term the tokenizer splits counts as rare
-        return rare or terms
+            dict(zip(names, terms))).all()
+        chunks = conn.execute(text("SELECT count(*) FROM document_chunks")).scalar() if frequency else 0
+        return {term: n / chunks for term, n in frequency} if chunks else {}
