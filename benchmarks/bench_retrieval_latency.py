@@ -13,9 +13,9 @@ query's embedding taken out (a stand-in returns a precomputed vector: the embedd
 measured by the embeddings benchmark). Scopes: 5 of the 20 libraries readable (a quarter of the
 chunks), all 20 readable, and 5 libraries with the attribute filter lang=fr. p50/p95 over
 --queries queries, one at a time, after warm-up, wall time, and the process's CPU time per query
-(what the wall time would be on an idle CPU: the machine's load average is printed with it). The target: p50 <= 50 ms at 100 000 chunks on
-SQLite (hybrid, 5 libraries). PostgreSQL with --backends sqlite,postgresql (a private server,
-tests/postgres_server.py).
+(about what the wall time would be on idle CPUs: the machine's load average is printed with it).
+The target: p50 <= 50 ms at 100 000 chunks on SQLite (hybrid, 5 libraries). PostgreSQL with
+--backends sqlite,postgresql (a private server, tests/postgres_server.py).
 
     python benchmarks/bench_retrieval_latency.py [--sizes 10000,100000] [--queries 60] [--backends sqlite]
 """
@@ -206,8 +206,8 @@ def main() -> None:
 
     print(f"\n{'backend':<11}{'chunks':>8}  {'scope':<24}{'mode':<9}{'p50 ms':>8}{'p95 ms':>8}{'cpu p50':>9}")
     for r in results:
-        print(f"{r['backend']:<11}{r['chunks']:>8}  {r['scope']:<24}{r['mode']:<9}{r['p50_ms']:>8.1f}{r['p95_ms']:>8.1f}"
-              f"{r['cpu_p50_ms']:>9.1f}")
+        print(f"{r['backend']:<11}{r['chunks']:>8}  {r['scope']:<24}{r['mode']:<9}{r['p50_ms']:>8.1f}"
+              f"{r['p95_ms']:>8.1f}{r['cpu_p50_ms']:>9.1f}")
     print(f"(cpu: this process's CPU time per query, both of its query threads; on a machine busy with other work "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs now) wall time exceeds it by the wait "
           "for a CPU. On PostgreSQL the server's own work is not in it: read its wall time)")

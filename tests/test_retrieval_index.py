@@ -128,7 +128,8 @@ def test_write_replace_and_delete(store):
     # Reprocess: the document's chunks, vectors and lexical entries are replaced, not added to.
     write_chunks(store.index, lib, "doc-1", ["Un seul passage sur les volcans d'Auvergne."])
     assert store.chunk_count() == 4 and store.index_rows() == 8
-    assert _texts_of(store, store.index.lexical("volcans", [lib], 5, None)) == ["Un seul passage sur les volcans d'Auvergne."]
+    assert _texts_of(store, store.index.lexical("volcans", [lib], 5, None)) == [
+        "Un seul passage sur les volcans d'Auvergne."]
     assert store.index.lexical("canapé", [lib], 5, None) == []
     assert len(first) == 3
 

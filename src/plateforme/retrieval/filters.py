@@ -85,7 +85,8 @@ def _attribute_sql(dialect: str, filters: dict[str, list]) -> Where:
             alternatives = []
             for j, value in enumerate(values):
                 params[f"fv{i}_{j}"] = json.dumps(value)
-                alternatives.append(f"(CAST(d.attributes AS jsonb) -> CAST(:fk{i} AS text)) @> CAST(:fv{i}_{j} AS jsonb)")
+                alternatives.append(f"(CAST(d.attributes AS jsonb) -> CAST(:fk{i} AS text)) "
+                                    f"@> CAST(:fv{i}_{j} AS jsonb)")
             parts.append("(" + " OR ".join(alternatives) + ")")
     return Where(" AND ".join(parts), params)
 

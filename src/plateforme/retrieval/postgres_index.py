@@ -10,7 +10,8 @@ Dense queries are exact cosine distance (`<=>`) over the chunks that pass the li
 attribute conditions, which are part of the same statement (an HNSW index would be approximate and
 drops rows that the filters then reject; see benchmarks/bench_retrieval_latency.py for the timings).
 Lexical queries leave out the terms that most chunks hold when rarer ones are asked for (see
-`_informative`), as the SQLite index does. The pgvector extension is created when the first vectors are written: the database user needs the
+index.COMMON_TERM_SHARE), as the SQLite index does. The pgvector extension is created when the
+first vectors are written: the database user needs the
 right to `CREATE EXTENSION vector` once, or an administrator runs it beforehand.
 """
 

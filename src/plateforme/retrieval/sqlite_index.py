@@ -9,8 +9,9 @@ deleted by any path (a cascade included) leaves nothing behind in the index.
 Dense queries are exact (vec0 scans the partitions of the libraries asked for, about 1 µs of CPU
 per vector; measured while choosing: a plain blob column read through vec_distance_cosine over a
 filtered join was 4x slower, a vec0 metadata column instead of the partition key scans every
-library; timings in benchmarks/bench_retrieval_latency.py). The document conditions (status `done`, attribute filters) are part
-of the SQL statement: first each library's `oversample * k` nearest chunks, joined with their
+library, a binary-quantised coarse pass with float re-scoring was no faster inside vec0; timings
+in benchmarks/bench_retrieval_latency.py). The document conditions (status `done`, attribute
+filters) are part of the SQL statement: first each library's `oversample * k` nearest chunks, joined with their
 documents and filtered; when that does not prove the top k (too few passed), the query runs again
 with the set of passing chunk ids as a constraint of the vector scan itself
 (`chunk_id IN (SELECT ...)`), which is exact whatever the filters keep.
@@ -28,8 +29,8 @@ from plateforme.storage.database import Database
 from plateforme.storage.library_tables import DocumentChunk
 
 VEC0_MAX_K = 4096  # sqlite-vec's limit on k in one KNN query
-# Vectors per vec0 storage chunk (default 1024): a library's scan reads whole chunks, so small
-# libraries waste less of it with smaller ones (measured: no cost on large libraries).
+# Vectors per vec0 storage chunk (default 1024): a library's scan reads whole chunks, so a small
+# library wastes less of its scan with smaller ones.
 VEC0_CHUNK_SIZE = 256
 _CHUNKS = DocumentChunk.__table__
 
@@ -68,8 +69,8 @@ class SQLiteChunkIndex:
         table = vector_table(dimension)
         with self._lock:
             conn.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0(chunk_id INTEGER PRIMARY KEY, "
-                              f"library_id TEXT PARTITION KEY, embedding float[{int(dimension)}] distance_metric=cosine, "
-                              f"chunk_size={VEC0_CHUNK_SIZE})"))
+                              f"library_id TEXT PARTITION KEY, embedding float[{int(dimension)}] "
+                              f"distance_metric=cosine, chunk_size={VEC0_CHUNK_SIZE})"))
             conn.execute(text(f"CREATE TRIGGER IF NOT EXISTS document_chunks_{table}_delete AFTER DELETE ON "
                               f"document_chunks BEGIN DELETE FROM {table} WHERE chunk_id = old.id; END"))
             self._dimensions.add(dimension)
