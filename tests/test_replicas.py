@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import DEFAULT_MODEL, default_model_entry
+from server_process import DEFAULT_MODEL, ServerProcess, default_model_entry
 
 from plateforme.api.auth import KEY_CACHE_SECONDS
 
@@ -19,16 +19,25 @@ ASK = {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": "Hi"}], 
 
 
 @pytest.fixture(scope="module")
-def replicas(start_server, postgres):
+def replicas(tmp_path_factory, postgres):
     url = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
     models = [default_model_entry(parallel=2, max_queue=8)]
-    a = start_server(models=models, env={"PLATEFORME_NO_AUTH": "false", "PLATEFORME_DATABASE_URL": url})
-    # The second replica: same database, its own data dir; the admin key bootstrapped for the first
-    # one works on it (a false PLATEFORME_NO_AUTH other than "false" keeps the helper from bootstrapping).
-    b = start_server(models=models, env={"PLATEFORME_NO_AUTH": "0", "PLATEFORME_DATABASE_URL": url})
+    # The first replica's admin is bootstrapped (and the database migrated) before it starts; the
+    # second replica (same database, its own data dir) starts at the same time as the first, and
+    # the admin key works on it (a false PLATEFORME_NO_AUTH other than "false" keeps the helper
+    # from bootstrapping).
+    a = ServerProcess(tmp_path_factory.mktemp("replica-a"), models,
+                      {"PLATEFORME_NO_AUTH": "false", "PLATEFORME_DATABASE_URL": url})
+    b = ServerProcess(tmp_path_factory.mktemp("replica-b"), models,
+                      {"PLATEFORME_NO_AUTH": "0", "PLATEFORME_DATABASE_URL": url})
     b.api_key = a.api_key
-    b.wait_healthy()
-    return a, b
+    try:
+        a.wait_healthy()
+        b.wait_healthy()
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 def _member_key(server, workspace: str, **limits) -> tuple[str, str]:
