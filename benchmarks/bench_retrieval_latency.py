@@ -29,7 +29,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,6 +37,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
+from plateforme.libraries.chunking import Chunk  # noqa: E402
 from plateforme.retrieval.index import open_chunk_index  # noqa: E402
 from plateforme.retrieval.search import LibrarySearch  # noqa: E402
 from plateforme.storage.database import open_database  # noqa: E402
@@ -59,16 +59,6 @@ def word_list(n: int, rng) -> list[str]:
     while len(words) < n:
         words.setdefault("".join(rng.choice(SYLLABLES, size=rng.integers(2, 5))), None)
     return list(words)
-
-
-@dataclass
-class Chunk:
-    ordinal: int
-    page: int
-    start: int
-    end: int
-    heading: str | None
-    text: str
 
 
 class Corpus:

