@@ -1,30 +1,65 @@
 """The fine-tuning API through the `mistralai` 2.5.1 SDK, on the real default model (tiny runs).
 
-One PostgreSQL-backed platform: a job trains a few steps, its model is served at once through the
-chat API, then renamed, archived, unarchived and deleted; another workspace sees none of it; bad
-files fail validation with line numbers; a started job is cancelled within seconds.
+One PostgreSQL-backed platform (one data dir, restarted in place): a job trains a few steps and
+survives the platform being killed (its trainer dies with the gateway; the next start resumes it
+from its last checkpoint to SUCCESS); its model is served at once through the chat API, served
+again after a further restart, then renamed, archived, unarchived and deleted; another workspace
+sees none of it; bad files fail validation with line numbers; a started job is cancelled within
+seconds.
 """
 
+import signal
 import time
+import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 from fine_tuning_data import FACTS, TRAINING, VALIDATION, chat_line, jsonl, upload, wait_for
 from mistralai_v2 import call
-from server_process import DEFAULT_MODEL, default_model_entry
+from server_process import DEFAULT_MODEL, ServerProcess, default_model_entry
 from spec_schema import FINE_TUNING, validate
-
-from conftest import database_env
 
 STATIC_KEY = "ft-test-admin-key"
 TINY = {"training_steps": 3, "learning_rate": 1e-3, "seq_len": 128, "lora_rank": 4}
+MODELS = [default_model_entry(parallel=2, max_queue=8, threads=1)]
+
+
+class Platform:
+    """The module's platform: the same data dir and PostgreSQL database at every (re)start."""
+
+    def __init__(self, workdir: Path, env: dict):
+        self.workdir, self.env = workdir, env
+        self.server: ServerProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> None:
+        self.server = ServerProcess(self.workdir, MODELS, self.env)
+        self.server.wait_healthy()
+
+    def kill(self) -> None:
+        """SIGKILL the gateway: nothing of it runs its shutdown."""
+        self.server.proc.send_signal(signal.SIGKILL)
+        self.server.proc.wait()
+        self.server.stop()  # (reaped already: only closes its log)
+
+    def restart(self) -> None:
+        self.server.stop()
+        self.start()
 
 
 @pytest.fixture(scope="module")
-def platform(start_server, request, training_cache_dir):
-    return start_server(models=[default_model_entry(parallel=2, max_queue=8, threads=1)],
-                        env={"PLATEFORME_API_KEY": STATIC_KEY, "PLATEFORME_TRAINING_CACHE_DIR": str(training_cache_dir),
-                             **database_env(request, "postgresql")})
+def platform(tmp_path_factory, postgres, training_cache_dir):
+    database = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    platform = Platform(tmp_path_factory.mktemp("fine-tuning"), {
+        "PLATEFORME_API_KEY": STATIC_KEY, "PLATEFORME_TRAINING_CACHE_DIR": str(training_cache_dir),
+        "PLATEFORME_DATABASE_URL": database})
+    platform.start()
+    yield platform
+    platform.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +89,49 @@ def files(platform) -> dict:
     return ids
 
 
+def trainer_pids(job_id: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "plateforme.training" in cmdline and job_id in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
 @pytest.fixture(scope="module")
 def trained(platform, files) -> dict:
-    """A job that trained to SUCCESS (created through the SDK), as the API shows it at the end."""
+    """A job created through the SDK, its platform SIGKILLed after its first checkpoint and started
+    again: the job as the API shows it once it resumed and trained to SUCCESS."""
     created = sdk(platform, f"""
         result = client.fine_tuning.jobs.create(
             model={DEFAULT_MODEL!r}, training_files=[{{"file_id": {files['train']!r}, "weight": 1}}],
             validation_files=[{files['valid']!r}], hyperparameters={TINY!r}, suffix="quill", auto_start=True)""")
     validate(created, "CompletionJobOut", FINE_TUNING)
     assert created["status"] == "QUEUED" and created["model"] == DEFAULT_MODEL
-    wait_for(platform.url, headers(), created["id"], {"SUCCESS", "FAILED", "FAILED_VALIDATION"})
-    return sdk(platform, f"result = client.fine_tuning.jobs.get(job_id={created['id']!r})")
+    job_id = created["id"]
+    try:
+        deadline = time.monotonic() + 300
+        with httpx.Client(base_url=platform.url, headers=headers(), timeout=30) as client:
+            while time.monotonic() < deadline:
+                detail = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()
+                if detail["checkpoints"] or detail["status"] not in ("QUEUED", "VALIDATING", "VALIDATED", "RUNNING"):
+                    break
+                time.sleep(0.2)
+        assert detail["status"] == "RUNNING" and detail["checkpoints"], detail
+        assert trainer_pids(job_id)
+    finally:
+        platform.kill()
+    deadline = time.monotonic() + 10
+    while trainer_pids(job_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not trainer_pids(job_id), "the trainer outlived the gateway"
+    platform.start()
+    wait_for(platform.url, headers(), job_id, {"SUCCESS", "FAILED", "FAILED_VALIDATION", "CANCELLED"})
+    return sdk(platform, f"result = client.fine_tuning.jobs.get(job_id={job_id!r})")
 
 
 def test_dry_run_estimates_without_creating_a_job(platform, files):
@@ -80,11 +147,13 @@ def test_dry_run_estimates_without_creating_a_job(platform, files):
     assert httpx.get(f"{platform.url}/v1/fine_tuning/jobs", headers=headers()).json()["total"] == before
 
 
-def test_job_trains_reports_progress_and_its_model_answers(platform, trained):
+def test_killed_job_resumes_reports_progress_and_its_model_answers(platform, trained):
     assert trained["status"] == "SUCCESS", trained
     validate(trained, "CompletionDetailedJobOut", FINE_TUNING)
-    statuses = [e["data"]["status"] for e in trained["events"] if e["name"] == "status-updated"]
-    assert statuses == ["QUEUED", "VALIDATING", "VALIDATED", "RUNNING", "SUCCESS"], statuses
+    updates = [e["data"] for e in trained["events"] if e["name"] == "status-updated"]
+    statuses = [u["status"] for u in updates]
+    assert statuses == ["QUEUED", "VALIDATING", "VALIDATED", "RUNNING", "RUNNING", "SUCCESS"], statuses
+    assert updates[4]["resumed_from_step"] >= 1, updates  # the second RUNNING: resumed, not restarted
     assert trained["fine_tuned_model"] == f"ft:{DEFAULT_MODEL}:quill:{trained['id'].replace('-', '')[:8]}"
     assert trained["trained_tokens"] > 0 and trained["metadata"]["train_tokens"] > 0
     last = trained["checkpoints"][0]
@@ -92,23 +161,36 @@ def test_job_trains_reports_progress_and_its_model_answers(platform, trained):
     assert last["metrics"]["train_loss"] > 0 and last["metrics"]["valid_loss"] > 0
     assert 0 <= last["metrics"]["valid_mean_token_accuracy"] <= 1
     model = trained["fine_tuned_model"]
-    answer = sdk(platform, f"""
-        result = client.chat.complete(model={model!r}, messages=[{{"role": "user", "content": "Who founded Quillbrook?"}}],
-                                      max_tokens=12, temperature=0)""")
+    answer, listed = sdk(platform, f"""
+        answer = client.chat.complete(model={model!r}, messages=[{{"role": "user", "content": "Who founded Quillbrook?"}}],
+                                      max_tokens=12, temperature=0)
+        result = [answer, client.fine_tuning.jobs.list(status='SUCCESS', suffix='quill')]""")
     assert answer["model"] == model and answer["choices"][0]["message"]["content"]
-    listed = sdk(platform, "result = client.fine_tuning.jobs.list(status='SUCCESS', suffix='quill')")
     assert [j["id"] for j in listed["data"]] == [trained["id"]] and listed["total"] == 1
     validate(listed, "JobsOut", FINE_TUNING)
 
 
+def test_a_fine_tune_is_served_again_after_a_restart(platform, trained):
+    platform.restart()
+    ask = {"model": trained["fine_tuned_model"], "messages": [{"role": "user", "content": "Who founded Quillbrook?"}],
+           "max_tokens": 8}
+    deadline = time.monotonic() + 60
+    while (answer := httpx.post(f"{platform.url}/v1/chat/completions", headers=headers(), json=ask,
+                                timeout=120)).status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert answer.status_code == 200, answer.text
+    assert (platform.workdir / "data" / "fine_tuning" / "adapters").is_dir()
+
+
 def test_fine_tuned_model_card_rename_archive_and_delete(platform, trained):
     model = trained["fine_tuned_model"]
-    cards = {m["id"]: m for m in sdk(platform, "result = client.models.list()")["data"]}
-    card = cards[model]
+    listed, updated = sdk(platform, f"""
+        listed = client.models.list()
+        result = [listed, client.models.update(model_id={model!r}, name='Quill', description='facts')]""")
+    card = {m["id"]: m for m in listed["data"]}[model]  # as listed before the update
     validate(card, "FTModelCard", FINE_TUNING)
     assert (card["type"], card["job"], card["root"], card["archived"]) == ("fine-tuned", trained["id"],
                                                                            DEFAULT_MODEL, False)
-    updated = sdk(platform, f"result = client.models.update(model_id={model!r}, name='Quill', description='facts')")
     validate(updated, "CompletionFTModelOut", FINE_TUNING)
     assert (updated["name"], updated["description"], updated["job"]) == ("Quill", "facts", trained["id"])
     ask = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
