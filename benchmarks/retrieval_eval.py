@@ -1,9 +1,10 @@
 """The retrieval evaluation on the shipped set (benchmarks/data/retrieval/): shared by
 benchmarks/bench_retrieval.py (the numbers) and tests/test_retrieval_quality.py (the floors).
 
-The documents are ingested through the platform's own parsing, chunking, embedding service and
+The documents are ingested through the platform's own parsing, chunking, embedding service
+(centered by language, as the gateway's retrieval embeds: retrieval/language_centering.py) and
 chunk index (benchmarks/retrieval_ingest.py), then every question is searched through
-LibrarySearch.search in each mode.
+LibrarySearch.search in each mode, with the same embeddings.
 
 A question is answered at rank r when the r-th hit is a chunk of its document whose [start, end)
 overlaps the labelled answer's span: `answer_text` found in the document's text_content (exactly,

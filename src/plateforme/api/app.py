@@ -26,6 +26,7 @@ from plateforme.fine_tuning.assembly import build_fine_tuning
 from plateforme.generation.engine_resolution import EngineResolver
 from plateforme.libraries.assembly import build_libraries
 from plateforme.retrieval.index import open_chunk_index
+from plateforme.retrieval.language_centering import retrieval_embeddings
 from plateforme.retrieval.search import LibrarySearch
 from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
@@ -100,9 +101,10 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.fim = FIMService(engines)
     app.state.embeddings = build_embeddings(settings, registry, pool)
     app.state.chunk_index = open_chunk_index(app.state.db)
-    app.state.libraries = build_libraries(settings, app.state.db, app.state.files.blobs, app.state.embeddings,
-                                          app.state.chunk_index, app.state.url_signer)
-    app.state.library_search = LibrarySearch(app.state.db, app.state.chunk_index, app.state.embeddings)
+    app.state.retrieval_embeddings = retrieval_embeddings(app.state.embeddings)  # centered by language
+    app.state.libraries = build_libraries(settings, app.state.db, app.state.files.blobs,
+                                          app.state.retrieval_embeddings, app.state.chunk_index, app.state.url_signer)
+    app.state.library_search = LibrarySearch(app.state.db, app.state.chunk_index, app.state.retrieval_embeddings)
     app.state.ocr = OCRService(ocr_config_from_settings(settings), settings.library_max_pages)
     install_error_handlers(app)
     install_observability(app)
