@@ -20,6 +20,7 @@ from plateforme.retrieval.errors import SearchError
 from plateforme.retrieval.filters import check_filters
 from plateforme.retrieval.fusion import reciprocal_rank_fusion
 from plateforme.retrieval.index import ChunkIndex, Hit
+from plateforme.retrieval.lexical_gate import chunk_words, content_terms, covering
 from plateforme.storage.database import Database
 from plateforme.storage.library_tables import DocumentChunk, Library, LibraryDocument
 from plateforme.tenancy.principal import Principal
@@ -98,7 +99,9 @@ class LibrarySearch:
                   for model, vector, _ in embedded)))
             if lexical is not None:
                 lexical_hits = await lexical
-                lists.append(lexical_hits if mode == "lexical" else strong_matches(lexical_hits))
+                if mode == "hybrid":
+                    lexical_hits = await asyncio.to_thread(self._covering, strong_matches(lexical_hits), query)
+                lists.append(lexical_hits)
         except BaseException:
             if lexical is not None:
                 lexical.cancel()
@@ -141,6 +144,16 @@ class LibrarySearch:
         except ValueError as exc:  # too long for the model's window, or otherwise refused
             raise SearchError(f"query: {exc}", 400, "query") from exc
         return model, embedded.vectors[0], embedded.prompt_tokens
+
+    def _covering(self, hits: list[Hit], query: str) -> list[Hit]:
+        """The lexical hits holding enough of the query's content words to be fused (lexical_gate)."""
+        if not hits:
+            return hits
+        statement = select(DocumentChunk.id, DocumentChunk.heading, DocumentChunk.text).where(
+            DocumentChunk.id.in_([hit.chunk_id for hit in hits]))
+        with self.db.session() as session:
+            found = {chunk_id: chunk_words(heading, text) for chunk_id, heading, text in session.execute(statement)}
+        return covering(hits, content_terms(query), found)
 
     def _passages(self, ranked: list[Hit]) -> list[SearchHit]:
         if not ranked:

@@ -26,6 +26,11 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
+def words(text: str) -> set[str]:
+    """The folded words of a text (as query_terms sees words)."""
+    return set(_WORD.findall(fold(text)))
+
+
 def fts5_expression(terms: list[str]) -> str:
     """An FTS5 MATCH expression: each term a quoted string (a literal, whatever it spells: AND,
     NEAR, *), joined by OR. Terms come from `query_terms` (no double quote inside); doubled anyway."""
