@@ -19,6 +19,36 @@ PARIS_MESSAGES = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_ssl_context_per_test_process():
+    """The test process's httpx clients share their default SSL context.
+
+    httpx builds a new one for every client, so for every top-level httpx.get/post and every SDK
+    client: loading the CA bundle, about 40 ms of CPU each time, taken from the servers under test
+    on a 2-core machine (polling loops made dozens a second). An SSL context may serve any number
+    of clients (what httpx's `verify=ctx` is for); the tests speak plain HTTP to local servers
+    anyway. Only this process: the servers under test are other processes, left as they are.
+    """
+    from httpx._transports import default as transports
+
+    original = getattr(transports, "create_ssl_context", None)
+    if original is None:  # another httpx layout: nothing to share
+        yield
+        return
+    shared: dict = {}
+
+    def create_ssl_context(verify=True, cert=None, trust_env=True):
+        if cert is not None or not isinstance(verify, bool):  # a client's own certificates: its own context
+            return original(verify=verify, cert=cert, trust_env=trust_env)
+        if (verify, trust_env) not in shared:
+            shared[verify, trust_env] = original(verify=verify, cert=cert, trust_env=trust_env)
+        return shared[verify, trust_env]
+
+    transports.create_ssl_context = create_ssl_context
+    yield
+    transports.create_ssl_context = original
+
+
 @pytest.fixture(scope="session")
 def start_server(tmp_path_factory):
     """Factory: start a server with given models config / env; all are stopped at session end."""
