@@ -44,7 +44,7 @@ def ft_server(start_server, tmp_path_factory):
     db.dispose()
     server = start_server(models=[default_model_entry(parallel=1, max_queue=1, threads=1)], env={
         "PLATEFORME_DATA_DIR": str(data), "PLATEFORME_API_KEY": KEY, "PLATEFORME_HEALTH_CACHE_S": str(CACHE_S),
-        "PLATEFORME_HEALTH_PROBE_TIMEOUT": "3"})
+        "PLATEFORME_HEALTH_PROBE_TIMEOUT": "10"})  # one token, even on a loaded CI machine
     server.wait_healthy()
     return server
 
