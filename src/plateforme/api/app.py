@@ -68,6 +68,17 @@ def _storage(app: FastAPI, settings: Settings) -> None:
                     "`plateforme admin bootstrap --email you@example.com`")
 
 
+def _documents_and_retrieval(app: FastAPI, settings: Settings, registry: ModelRegistry, pool: WorkerPool) -> None:
+    """Embeddings, document libraries (their ingestion), library search and OCR."""
+    app.state.embeddings = build_embeddings(settings, registry, pool)
+    app.state.chunk_index = open_chunk_index(app.state.db)
+    app.state.retrieval_embeddings = retrieval_embeddings(app.state.embeddings)  # centered by language
+    app.state.libraries = build_libraries(settings, app.state.db, app.state.files.blobs,
+                                          app.state.retrieval_embeddings, app.state.chunk_index, app.state.url_signer)
+    app.state.library_search = LibrarySearch(app.state.db, app.state.chunk_index, app.state.retrieval_embeddings)
+    app.state.ocr = OCRService(ocr_config_from_settings(settings), settings.library_max_pages)
+
+
 def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     pool = WorkerPool(registry, settings.worker_start_timeout, settings.engine_timeout)
 
@@ -99,13 +110,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     engines = EngineResolver(registry, pool, parts.serving)  # configured models and fine-tunes
     app.state.chat = ChatService(engines)
     app.state.fim = FIMService(engines)
-    app.state.embeddings = build_embeddings(settings, registry, pool)
-    app.state.chunk_index = open_chunk_index(app.state.db)
-    app.state.retrieval_embeddings = retrieval_embeddings(app.state.embeddings)  # centered by language
-    app.state.libraries = build_libraries(settings, app.state.db, app.state.files.blobs,
-                                          app.state.retrieval_embeddings, app.state.chunk_index, app.state.url_signer)
-    app.state.library_search = LibrarySearch(app.state.db, app.state.chunk_index, app.state.retrieval_embeddings)
-    app.state.ocr = OCRService(ocr_config_from_settings(settings), settings.library_max_pages)
+    _documents_and_retrieval(app, settings, registry, pool)
     install_error_handlers(app)
     install_observability(app)
     install_embedding_metrics(app.state.metrics, app.state.embeddings)
