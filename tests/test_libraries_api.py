@@ -398,3 +398,20 @@ def test_every_route_answers_in_the_spec_shape(stack):
     assert http.get(lib).json()["name"] == "Shapes 2"
     check("delete", DOC, 204, doc)
     check("delete", LIB, 200, lib)
+
+
+def test_embeddings_are_metered_to_the_callers_workspace(stack):
+    """/v1/embeddings from two workspaces: each one's usage counts its own requests only."""
+    def usage(who: str) -> dict:
+        rows = stack.http(who).get("/v1/usage", params={"group_by": "model"}).json()["data"]
+        return {r["model"]: r["requests"] for r in rows}
+
+    before_a, before_c = usage("owner"), usage("stranger")
+    for _ in range(2):
+        answer = stack.http("owner").post("/v1/embeddings", json={"model": "mistral-embed", "input": ["Bonjour"]})
+        assert answer.status_code == 200, answer.text
+    after_a, after_c = usage("owner"), usage("stranger")
+    assert after_a["mistral-embed"] == before_a.get("mistral-embed", 0) + 2  # recorded as the name asked for
+    assert after_c == before_c
+    refused = stack.http("stranger").post("/v1/embeddings", json={"model": "mistral-embed", "input": []})
+    assert refused.status_code == 400 and refused.json()["object"] == "error"
