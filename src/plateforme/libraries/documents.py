@@ -27,7 +27,8 @@ from plateforme.tenancy.principal import Principal
 
 SORTS = {"created_at": LibraryDocument.created_at, "name": LibraryDocument.name, "size": LibraryDocument.size,
          "last_processed_at": LibraryDocument.last_processed_at, "process_status": LibraryDocument.process_status}
-TODO, IN_PROGRESS, DONE, ERROR, MISSING_CONTENT = "todo", "in_progress", "done", "error", "missing_content"
+# Mistral's ProcessStatus values (`todo`: queued for ingestion).
+QUEUED, IN_PROGRESS, DONE, ERROR, MISSING_CONTENT = "todo", "in_progress", "done", "error", "missing_content"
 
 
 @dataclass
@@ -138,7 +139,7 @@ class DocumentService:
             id=document_id, library_id=library_id, name=name, mime_type=mime or mimetypes.guess_type(name)[0],
             extension=ext.lower()[:20] if dot and stem else None, size=hashed.size, hash=digest, blob_key=key,
             uploaded_by_id=principal.user_id or principal.workspace_id,
-            uploaded_by_type="User" if principal.user_id else "Workspace", process_status=TODO,
+            uploaded_by_type="User" if principal.user_id else "Workspace", process_status=QUEUED,
             tokens_processing_total=0, attempts=0, created_at=utcnow())
         try:
             with self.db.session() as s:
@@ -212,7 +213,7 @@ class DocumentService:
         doc = self.get(principal, library_id, document_id, access.EDITOR)
         with self.db.session() as s:
             s.execute(update(LibraryDocument).where(LibraryDocument.id == doc.id).values(
-                process_status=TODO, process_error=None, attempts=0, runner_id=None, lease_until=None))
+                process_status=QUEUED, process_error=None, attempts=0, runner_id=None, lease_until=None))
             s.commit()
         self.wake()
 

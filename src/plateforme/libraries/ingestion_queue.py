@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from plateforme.libraries.documents import ERROR, IN_PROGRESS, TODO
+from plateforme.libraries.documents import ERROR, IN_PROGRESS, QUEUED
 from plateforme.storage.database import Database
 from plateforme.storage.library_tables import Library, LibraryDocument
 from plateforme.tenancy.ids import utcnow
@@ -32,13 +32,13 @@ class IngestionQueue:
         """Claim up to `limit` waiting documents, oldest first; the ids this runner won."""
         claimed: list[str] = []
         with self.db.session() as s:
-            waiting = s.scalars(select(LibraryDocument.id).where(LibraryDocument.process_status == TODO)
+            waiting = s.scalars(select(LibraryDocument.id).where(LibraryDocument.process_status == QUEUED)
                                 .order_by(LibraryDocument.created_at, LibraryDocument.id).limit(limit * 4)).all()
             for doc_id in waiting:
                 if len(claimed) >= limit:
                     break
                 result = s.execute(update(LibraryDocument)
-                                   .where(LibraryDocument.id == doc_id, LibraryDocument.process_status == TODO)
+                                   .where(LibraryDocument.id == doc_id, LibraryDocument.process_status == QUEUED)
                                    .values(process_status=IN_PROGRESS, runner_id=self.runner_id,
                                            lease_until=self._lease(), process_error=None,
                                            attempts=LibraryDocument.attempts + 1))
@@ -79,7 +79,7 @@ class IngestionQueue:
         if doc_ids:
             with self.db.session() as s:
                 s.execute(update(LibraryDocument).where(*self._held(doc_ids))
-                          .values(process_status=TODO, runner_id=None, lease_until=None))
+                          .values(process_status=QUEUED, runner_id=None, lease_until=None))
                 s.commit()
 
     def recover(self, running: set[str]) -> int:
@@ -100,7 +100,7 @@ class IngestionQueue:
                         f"ingestion was interrupted {attempts} times (the gateway processing it stopped or "
                         "crashed each time); reprocess the document to try again")}
                 else:
-                    values = {"process_status": TODO}
+                    values = {"process_status": QUEUED}
                 result = s.execute(update(LibraryDocument).where(LibraryDocument.id == doc_id, orphaned)
                                    .values(runner_id=None, lease_until=None, **values))
                 s.commit()
