@@ -14,6 +14,10 @@ class FineTuningJob(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     created_by: Mapped[str | None] = mapped_column(String(40))  # user id of the caller
     model: Mapped[str] = mapped_column(String(200))  # the base model
+    # "completion" (a LoRA adapter over a chat model) or "classifier" (a head over an embedding model).
+    job_type: Mapped[str] = mapped_column(String(20), default="completion", server_default="completion")
+    # A classifier job's targets: [{"name", "labels", "weight", "loss_function"}] (None: completion).
+    classifier_targets: Mapped[list | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(30), index=True)
     auto_start: Mapped[bool] = mapped_column(Boolean)
     suffix: Mapped[str | None] = mapped_column(String(40))
@@ -52,6 +56,8 @@ class FineTuningCheckpoint(Base):
     train_loss: Mapped[float | None] = mapped_column(Float)
     valid_loss: Mapped[float | None] = mapped_column(Float)
     valid_mean_token_accuracy: Mapped[float | None] = mapped_column(Float)
+    # A classifier job's metrics per target: {target: {"valid_loss", "accuracy", "macro_f1"}}.
+    metrics: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -61,9 +67,14 @@ class FineTunedModel(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     job_id: Mapped[str] = mapped_column(String(40))
     root: Mapped[str] = mapped_column(String(200))  # the base model it adapts
+    # "completion" (served by the chat model's llama.cpp host) or "classifier" (a head over `root`,
+    # an embedding model, served by the gateway).
+    model_type: Mapped[str] = mapped_column(String(20), default="completion", server_default="completion")
+    classifier_targets: Mapped[list | None] = mapped_column(JSON)  # a classifier's targets, as the job's
     name: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The LoRA adapter (GGUF) in the platform's data directory, relative to it.
+    # The model's file in the platform's data directory, relative to it (the same key in the blob
+    # store): the LoRA adapter (GGUF) of a completion model, the head (.npz) of a classifier.
     adapter_path: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
