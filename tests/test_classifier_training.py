@@ -1,0 +1,198 @@
+"""Classifier fine-tuning in the trainer: the data checks, train_head (it learns, metrics per target,
+determinism, the folded standardization), and `validate` / `run` end to end as a subprocess.
+
+Features are synthetic vectors (clusters on the unit sphere, as embeddings are) or a hashed bag of
+words of the texts: no embedding model runs here (the gateway embeds; tests/test_classifier_jobs.py
+covers that path), so these stay unit-fast.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from plateforme.classifiers.head import ClassifierHead, ClassifierTarget
+from plateforme.training.classifier_data import (ClassifierExample, label_counts, parse_classifier_line,
+                                                 read_classifier_examples, read_examples_file, write_examples_file)
+from plateforme.training.classifier_metrics import all_metrics, encode_labels, target_metrics
+from plateforme.training.classifier_training import ClassifierHyper, train_head
+
+SENTIMENT = ClassifierTarget("sentiment", ("negative", "neutral", "positive"))
+TOPICS = ClassifierTarget("topics", ("billing", "shipping", "refund"), 1.0, "multi_class")
+TARGETS = (SENTIMENT, TOPICS)
+
+
+def synthetic(n: int, seed: int, dimension: int = 96):
+    """Unit vectors: a sentiment direction plus one direction per topic present, plus noise.
+    Every fourth example has no topic (an empty multi_class list)."""
+    rng = np.random.default_rng(seed)
+    directions = np.random.default_rng(1234).normal(size=(6, dimension))
+    features, labels = [], []
+    for i in range(n):
+        sentiment = int(rng.integers(3))
+        topics = [] if i % 4 == 0 else [t for t in range(3) if rng.random() < 0.45] or [int(rng.integers(3))]
+        v = 1.2 * directions[sentiment] + sum(1.2 * directions[3 + t] for t in topics) + rng.normal(size=dimension)
+        features.append(v / np.linalg.norm(v))
+        labels.append({"sentiment": (SENTIMENT.labels[sentiment],),
+                       "topics": tuple(TOPICS.labels[t] for t in topics)})
+    return np.asarray(features, dtype=np.float32), labels
+
+
+# --- the data ------------------------------------------------------------------------------------
+
+BAD_LINES = [
+    ("{oops", "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    ({"labels": {"sentiment": "neutral"}}, "has no text"),
+    ({"text": "  ", "labels": {"sentiment": "neutral"}}, "non-empty string"),
+    ({"text": "hi", "messages": [{"role": "user", "content": "hi"}], "labels": {"sentiment": "neutral"}},
+     "not both"),
+    ({"text": "hi"}, "labels must be a non-empty object"),
+    ({"text": "hi", "labels": {}}, "labels must be a non-empty object"),
+    ({"text": "hi", "labels": {"mood": "happy"}}, "unknown target 'mood'; the job's targets are 'sentiment', 'topics'"),
+    ({"text": "hi", "labels": {"sentiment": "angry"}}, "unknown label 'angry' for target 'sentiment'"),
+    ({"text": "hi", "labels": {"sentiment": ["neutral"]}}, "single_class: give its one label as a string"),
+    ({"text": "hi", "labels": {"topics": "billing"}}, "multi_class: give a list of labels"),
+    ({"text": "hi", "labels": {"topics": ["billing", "weather"]}}, "unknown label 'weather' for target 'topics'"),
+    ({"text": "hi", "labels": {"topics": [3]}}, "a label must be a string"),
+    ({"messages": [], "labels": {"sentiment": "neutral"}}, "non-empty list"),
+    ({"messages": [{"role": "robot", "content": "x"}], "labels": {"sentiment": "neutral"}}, "role must be one of"),
+]
+
+
+def write_lines(path, lines):
+    path.write_bytes(b"".join((line if isinstance(line, bytes) else
+                               (line if isinstance(line, str) else json.dumps(line)).encode()) + b"\n"
+                              for line in lines))
+    return path
+
+
+def test_each_bad_line_is_reported_with_its_number_and_why(tmp_path):
+    good = [{"text": "Great service", "labels": {"sentiment": "positive", "topics": []}},
+            {"text": "Where is my parcel", "labels": {"topics": ["shipping", "shipping"]}}]
+    lines = good[:1] + ["   "] + [line for line, _ in BAD_LINES] + [b"\xff\xfe bad bytes"] + good[1:]
+    examples, errors = read_classifier_examples(write_lines(tmp_path / "train.jsonl", lines), TARGETS)
+    assert examples == [ClassifierExample("Great service", {"sentiment": ("positive",), "topics": ()}),
+                        ClassifierExample("Where is my parcel", {"topics": ("shipping",)})]
+    assert [e["line"] for e in errors] == list(range(3, 3 + len(BAD_LINES) + 1))  # the blank line 2 is skipped
+    for error, (_, reason) in zip(errors, BAD_LINES + [(None, "not UTF-8")]):
+        assert reason in error["reason"], error
+    counts = label_counts(examples, TARGETS)
+    assert counts["sentiment"] == {"labelled": 1, "labels": {"negative": 0, "neutral": 0, "positive": 1}}
+    assert counts["topics"] == {"labelled": 2, "labels": {"billing": 0, "shipping": 1, "refund": 0}}
+
+
+def test_examples_file_round_trip(tmp_path):
+    pairs = [(ClassifierExample("é ok", {"topics": ()}), "train"),
+             (ClassifierExample("b", {"sentiment": ("neutral",), "topics": ("refund", "billing")}), "valid")]
+    assert write_examples_file(tmp_path / "examples.jsonl", pairs) == 2
+    assert read_examples_file(tmp_path / "examples.jsonl") == pairs
+    with pytest.raises(ValueError, match="split must be one of"):
+        write_examples_file(tmp_path / "x.jsonl", [(pairs[0][0], "test")])
+
+
+def test_parse_line_keeps_only_the_targets_it_labels():
+    example = parse_classifier_line('{"text": "x", "labels": {"topics": ["refund"]}}', TARGETS)
+    assert example.labels == {"topics": ("refund",)}
+
+
+# --- the metrics ---------------------------------------------------------------------------------
+
+def test_metrics_per_target_by_hand():
+    labels = [{"sentiment": ("negative",), "topics": ("billing",)}, {"sentiment": ("positive",), "topics": ()},
+              {"sentiment": ("positive",)}, {"topics": ("billing", "refund")}]
+    encoded = encode_labels(labels, TARGETS)
+    single = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.1, 0.4], [1 / 3] * 3])
+    m = target_metrics(SENTIMENT, single, encoded["sentiment"])  # rows 0-2 label it; row 2 is wrong
+    assert m["valid_loss"] == pytest.approx(-(np.log(0.7) + np.log(0.6) + np.log(0.4)) / 3)
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    # negative: tp 1 (F1 1), positive: tp 1 fn 1 (F1 2/3), predicted-negative row 2 makes negative fp 1: F1 2/3
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    multi = np.array([[0.9, 0.1, 0.2], [0.6, 0.1, 0.1], [0.5, 0.5, 0.5], [0.8, 0.2, 0.7]])
+    m = target_metrics(TOPICS, multi, encoded["topics"])  # rows 0, 1, 3; row 1 wrongly says billing
+    truth = np.array([[1, 0, 0], [0, 0, 0], [1, 0, 1]])
+    p = multi[[0, 1, 3]]
+    assert m["valid_loss"] == pytest.approx(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean())
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["macro_f1"] == pytest.approx((0.8 + 1.0) / 2)  # billing: tp 2 fp 1; refund: tp 1; shipping absent
+    nobody = encode_labels([{"sentiment": ("neutral",)}], TARGETS)
+    assert all_metrics(TARGETS, {"sentiment": single[:1], "topics": multi[:1]}, nobody).keys() == {"sentiment"}
+
+
+# --- training ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic(240, seed=1), synthetic(120, seed=2)
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    (x, labels), (vx, vlabels) = data
+    checkpoints, progress = [], []
+    head = train_head(x, labels, TARGETS, ClassifierHyper(), "multilingual-e5-small", "query",
+                      valid=(vx, vlabels), on_progress=lambda *a: progress.append(a),
+                      on_checkpoint=checkpoints.append)
+    return head, checkpoints, progress
+
+
+def test_a_small_labelled_set_is_learnt(data, trained):
+    (_, _), (vx, vlabels) = data
+    head, checkpoints, progress = trained
+    total = progress[-1][1]
+    assert [p[0] for p in progress] == list(range(1, total + 1)) and total == 300  # the minimum default steps
+    assert len(checkpoints) == 10 and checkpoints[-1].step == total
+    first, last = checkpoints[0], checkpoints[-1]
+    assert last.valid_loss < first.valid_loss and last.train_loss < progress[0][2]
+    metrics = head.metadata["metrics"]
+    assert metrics == last.targets and set(metrics) == {"sentiment", "topics"}
+    assert metrics["sentiment"]["accuracy"] >= 0.9 and metrics["sentiment"]["macro_f1"] >= 0.9
+    assert metrics["topics"]["accuracy"] >= 0.8 and metrics["topics"]["macro_f1"] >= 0.9
+    assert last.mean_accuracy == pytest.approx(np.mean([m["accuracy"] for m in metrics.values()]))
+    # The served head reads raw vectors (the standardization is folded in): the same metrics from numpy.
+    again = all_metrics(TARGETS, head.probabilities(vx), encode_labels(vlabels, TARGETS))
+    for name in metrics:
+        assert again[name] == pytest.approx(metrics[name], abs=1e-4)
+    # Benign rows (empty topic list) get every topic below 0.5 most of the time.
+    empty = [i for i, lab in enumerate(vlabels) if lab["topics"] == ()]
+    assert (head.probabilities(vx[empty])["topics"].max(axis=1) < 0.5).mean() >= 0.8
+    scores = head.scores(vx[:1])[0]
+    assert set(scores["sentiment"]) == set(SENTIMENT.labels) and sum(scores["sentiment"].values()) == pytest.approx(1)
+    assert (head.embedding_model, head.input_type, head.dimension) == ("multilingual-e5-small", "query", 96)
+
+
+def test_the_same_seed_gives_the_same_head(data, trained, tmp_path):
+    (x, labels), _ = data
+    again = train_head(x, labels, TARGETS, ClassifierHyper(), "multilingual-e5-small", "query")
+    head = trained[0]
+    for name in head.weights:
+        np.testing.assert_array_equal(again.weights[name], head.weights[name])
+        np.testing.assert_array_equal(again.biases[name], head.biases[name])
+    hyper = ClassifierHyper(hidden=16, training_steps=40, seed=3)
+    one, two = (train_head(x, labels, TARGETS, hyper, "e5") for _ in range(2))
+    np.testing.assert_array_equal(one.hidden_weight, two.hidden_weight)
+    other = train_head(x, labels, TARGETS, ClassifierHyper(hidden=16, training_steps=40, seed=4), "e5")
+    assert not np.array_equal(one.hidden_weight, other.hidden_weight)
+    one.save(tmp_path / "head.npz")
+    loaded = ClassifierHead.load(tmp_path / "head.npz")
+    np.testing.assert_allclose(loaded.probabilities(x[:5])["topics"], one.probabilities(x[:5])["topics"])
+    assert loaded.metadata["hyperparameters"]["hidden"] == 16 and loaded.metadata["training_steps"] == 40
+
+
+def test_a_hidden_layer_learns_too(data):
+    (x, labels), (vx, vlabels) = data
+    head = train_head(x, labels, TARGETS, ClassifierHyper(hidden=32, epochs=20), "e5", valid=(vx, vlabels))
+    assert head.metadata["training_steps"] == 20 * 240 // 32 and head.metadata["epochs"] == pytest.approx(20)
+    assert head.metadata["metrics"]["sentiment"]["accuracy"] >= 0.85
+
+
+def test_targets_an_example_does_not_label_are_not_trained_on_it(data):
+    (x, labels), _ = data
+    # Half the examples say nothing of the sentiment: it is still learnt from the others.
+    partial = [lab if i % 2 else {"topics": lab["topics"]} for i, lab in enumerate(labels)]
+    head = train_head(x, partial, TARGETS, ClassifierHyper(training_steps=150), "e5", valid=(x[::2], labels[::2]))
+    assert head.metadata["metrics"]["sentiment"]["accuracy"] >= 0.85
+    with pytest.raises(ValueError, match="no training example labels target 'sentiment'"):
+        train_head(x[:4], [{"topics": ()}] * 4, TARGETS, ClassifierHyper(training_steps=2), "e5")
+    with pytest.raises(ValueError, match="3 feature rows for 4 label sets"):
+        train_head(x[:3], labels[:4], TARGETS, ClassifierHyper(training_steps=2), "e5")
