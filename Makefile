@@ -54,6 +54,7 @@ bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_retrieval.py
 	$(BIN)/python benchmarks/bench_embeddings.py
 	$(BIN)/python benchmarks/bench_retrieval_latency.py
+	$(BIN)/python benchmarks/bench_moderation.py
 
 clean:
 	rm -rf $(VENV) benchmarks/results
