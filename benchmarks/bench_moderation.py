@@ -32,9 +32,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,10 +40,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # the embedding model's thr
 
 import httpx  # noqa: E402
 import moderation_eval as ev  # noqa: E402
-import yaml  # noqa: E402
+from moderation_gateway import BenchError, Gateway, default_models  # noqa: E402
 
-from plateforme.engines.supervisor import free_loopback_port  # noqa: E402
-from plateforme.models.registry import ModelRegistry  # noqa: E402
 from plateforme.moderation.config import load_config  # noqa: E402
 from plateforme.moderation.pii_provider import PiiProvider  # noqa: E402
 from plateforme.moderation.provider import ModerationInput  # noqa: E402
@@ -56,66 +52,6 @@ TARGET_P50_MS = 20.0
 BATCH = 16  # texts per POST /v1/moderations in the quality runs
 CHAT_PROMPT = "Write a two-line reminder asking the team to submit their expense claims by Friday."
 GUARDRAILS = [{"moderation_llm_v2": {"action": "block"}, "block_on_error": True}]
-
-
-class BenchError(RuntimeError):
-    """A server failed or answered an error: a bug to fix, not a measurement."""
-
-
-def default_models() -> tuple[dict, dict]:
-    """The packaged default chat model's and embedding model's config entries."""
-    specs = ModelRegistry.from_file(None).specs
-    chat = next(s for s in specs if not s.embedding)
-    embedding = next(s for s in specs if s.embedding)
-    return chat.model_dump(exclude_defaults=True), embedding.model_dump(exclude_defaults=True)
-
-
-class Gateway:
-    """`plateforme serve` with these models (None: the packaged defaults) and moderation config
-    (None: the default one)."""
-
-    def __init__(self, name: str, models: list[dict] | None, moderation: dict | None):
-        self.name, self.dir = name, Path(tempfile.mkdtemp(prefix=f"plateforme-bench-moderation-{name}-"))
-        self.port = free_loopback_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEFORME_")}
-        env.update(PLATEFORME_DATA_DIR=str(self.dir / "data"), PLATEFORME_NO_AUTH="1", PLATEFORME_LOG_LEVEL="warning")
-        args = [sys.executable, "-m", "plateforme.cli", "serve", "--port", str(self.port)]
-        if models is not None:
-            (self.dir / "models.yaml").write_text(yaml.safe_dump({"models": models}))
-            args += ["--config", str(self.dir / "models.yaml")]
-        if moderation is not None:
-            (self.dir / "moderation.yaml").write_text(yaml.safe_dump(moderation))
-            env["PLATEFORME_MODERATION_CONFIG"] = str(self.dir / "moderation.yaml")
-        self.log_path = self.dir / "gateway.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-    def log_tail(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()[-3000:]
-
-    def wait_healthy(self, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"the {self.name} server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=10).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise BenchError(f"the {self.name} server was not healthy after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
 
 
 def post(http: httpx.Client, path: str, body: dict) -> dict:
@@ -190,12 +126,30 @@ def guardrail_metric(http: httpx.Client) -> dict:
             for stage, v in found.items() if v.get("count")}
 
 
+def guardrails_active(http: httpx.Client, body: dict) -> str:
+    """Whether a guardrail is enforced at all: the same request with a near-zero threshold must be
+    refused (403)."""
+    strict = [{"moderation_llm_v2": {"custom_category_thresholds": {c: 1e-6 for c in ev.CATEGORIES_2603},
+                                     "action": "block"}}]
+    response = http.post("/v1/chat/completions", json={**body, "guardrails": strict})
+    if response.status_code == 403:
+        return "yes (a near-zero threshold is refused with 403)"
+    return f"NO: a near-zero threshold was answered {response.status_code}, not 403: {response.text[:300]}"
+
+
 def guardrail_overhead(http: httpx.Client, chat_model: str, rounds: int, max_tokens: int) -> dict:
     body = {"model": chat_model, "messages": [{"role": "user", "content": CHAT_PROMPT}], "max_tokens": max_tokens,
             "temperature": 0}
-    guarded = {**body, "guardrails": GUARDRAILS}
+    guardrails, note = GUARDRAILS, ""
     post(http, "/v1/chat/completions", body)  # warm-up, both ways
-    echo = post(http, "/v1/chat/completions", guarded).get("guardrails")
+    first = http.post("/v1/chat/completions", json={**body, "guardrails": guardrails})
+    if first.status_code == 403:  # the benign prompt is a false positive: measure the check without blocking
+        guardrails = [{"moderation_llm_v2": {"action": "none"}}]
+        note = f"the benign prompt was blocked with action block ({first.text[:200]}); measured with action none"
+        first = http.post("/v1/chat/completions", json={**body, "guardrails": guardrails})
+    if first.status_code != 200:
+        raise BenchError(f"a chat completion with guardrails answered {first.status_code}: {first.text[:800]}")
+    guarded = {**body, "guardrails": guardrails}
     plain_ms, guarded_ms, tokens = [], [], set()
     for round_ in range(rounds):
         for kind in (("plain", "guarded") if round_ % 2 == 0 else ("guarded", "plain")):
@@ -204,9 +158,11 @@ def guardrail_overhead(http: httpx.Client, chat_model: str, rounds: int, max_tok
             (guarded_ms if kind == "guarded" else plain_ms).append((time.perf_counter() - began) * 1000)
             tokens.add((kind, answer["usage"]["completion_tokens"]))
     plain, with_guard = statistics.median(plain_ms), statistics.median(guarded_ms)
-    return {"rounds": rounds, "max_tokens": max_tokens, "plain_p50_ms": plain, "guarded_p50_ms": with_guard,
-            "overhead_ms": with_guard - plain, "ratio": with_guard / plain, "completion_tokens": sorted(tokens),
-            "echoed_guardrails": echo, "server_guardrail_seconds": guardrail_metric(http)}
+    return {"rounds": rounds, "max_tokens": max_tokens, "guardrails": guardrails, "note": note,
+            "plain_p50_ms": plain, "guarded_p50_ms": with_guard, "overhead_ms": with_guard - plain,
+            "ratio": with_guard / plain, "completion_tokens": sorted(tokens),
+            "echoed_guardrails": first.json().get("guardrails"), "enforced": guardrails_active(http, body),
+            "server_guardrail_seconds": guardrail_metric(http)}
 
 
 def run_default(args, chat_model: str, heldout, business) -> dict:
@@ -266,8 +222,10 @@ def report(result: dict) -> None:
             print("  server's plateforme_guardrail_seconds: " + ", ".join(
                 f"{stage} {v['mean_ms']:.1f} ms mean over {v['count']:.0f}" for stage, v in
                 g["server_guardrail_seconds"].items()))
-        if not g["echoed_guardrails"]:
-            print("  note: the guarded answer did not echo `guardrails`: check that the guardrail ran")
+        print(f"  guardrail enforced: {g['enforced']}; the answer echoes `guardrails`: "
+              f"{'yes' if g['echoed_guardrails'] else 'NO'}")
+        if g["note"]:
+            print(f"  note: {g['note']}")
     print("targets:")
     for line in targets:
         print(f"  {line}")
