@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # many texts per batch, waiting at most this long for others to join.
     embeddings_max_batch: int = 64
     embeddings_batch_wait_ms: float = 2.0
+    # Moderation (POST /v1/moderations, guardrails): a YAML file saying which providers score
+    # which category (docs/moderation.md); unset: the shipped classifier head, plus rule-based PII.
+    moderation_config: Path | None = None
     # Document libraries: largest document ingested (bytes) and most pages; larger ones end in
     # `error` with that reason (uploads beyond max_upload_bytes get 413 at once).
     library_max_document_bytes: int = 100 * 1024 * 1024

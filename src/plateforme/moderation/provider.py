@@ -16,6 +16,8 @@ class ModerationInput:
     text: str                    # what is judged (a text, or a conversation's last turn)
     # The turns before it, oldest first: [{"role": "user" | "assistant" | "system" | "tool", "content": str}]
     context: tuple[dict, ...] = field(default_factory=tuple)
+    # The judged turn's role when it is a conversation's last turn (rendered with its context).
+    role: str = "user"
 
 
 @dataclass
