@@ -1,16 +1,21 @@
 """Chat and FIM completions over HTTP: the request pipeline's answer as JSON or as a stream."""
 
+import json
+
 from fastapi import Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from plateforme.api.completion_shapes import completion_response
 from plateforme.api.disconnect import ClientDisconnected, unless_disconnected
+from plateforme.api.errors import error_body, error_response
 from plateforme.api.streaming import chat_sse
 from plateforme.pipeline.call import GenerationCall
+from plateforme.pipeline.guards import RequestRefused
 
 # nginx's status for "the client closed the connection before the answer": nobody receives it.
 CLIENT_CLOSED_REQUEST = 499
+_DONE = "data: [DONE]\n\n"
 
 
 async def serve_completion(request: Request, route: str, service_request, stream: bool,
@@ -24,15 +29,79 @@ async def serve_completion(request: Request, route: str, service_request, stream
     if stream:
         # Limits, model, capacity, context and the engine's acceptance are checked before the
         # stream starts, so a refusal is answered as an HTTP error with its status.
-        events = await pipeline.stream(call)
-        return StreamingResponse(
-            chat_sse(events, call.id, call.model, call.created),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        try:
+            events = await pipeline.stream(call)
+        except RequestRefused as exc:
+            return refusal_response(exc)
+        sse = chat_sse(events, call.id, call.model, call.created) if not getattr(service_request, "guardrails", None) \
+            else guarded_sse(call, events)
+        return StreamingResponse(sse, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
         # A client that leaves stops the generation (its slot is freed at once, what was made is billed).
         result = await unless_disconnected(request, pipeline.complete(call))
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it; logged and counted as such
-    return completion_response(call.id, call.model, call.created, result)
+    except RequestRefused as exc:
+        return refusal_response(exc)
+    response = completion_response(call.id, call.model, call.created, result)
+    response.guardrails = call.guardrails
+    return response
+
+
+async def guarded_sse(call: GenerationCall, events):
+    """chat_sse for a request with guardrails: the last chunk (with the usage) also carries the
+    guardrails' report; a stream an output guardrail stops ends with a 403 error event naming the
+    categories (no [DONE]), after the content already checked and sent."""
+    stopped: list[RequestRefused] = []
+
+    async def until_refused():
+        try:
+            async for item in events:
+                yield item
+        except RequestRefused as exc:  # the pipeline billed and recorded it as blocked
+            stopped.append(exc)
+        finally:
+            await events.aclose()
+
+    last = None  # each event is sent once the next is known: the usage chunk is the one before [DONE]
+    async for event in chat_sse(until_refused(), call.id, call.model, call.created):
+        if event == _DONE:
+            if stopped:
+                if last is not None:
+                    yield last
+                yield _refusal_event(stopped[0], call.guardrails)
+                return
+            if last is not None:
+                yield _with_report(last, call.guardrails)
+            yield _DONE
+            return
+        if last is not None:
+            yield last
+        last = event
+    if last is not None:  # the stream failed: chat_sse's error event is the last
+        yield last
+
+
+def refusal_response(refusal: RequestRefused):
+    """403 in Mistral's error shape (as api/errors.py answers any refusal), with the guardrails'
+    report when a guardrail refused it."""
+    if refusal.report is None:
+        return error_response(403, f"Request blocked: {refusal}.", "forbidden")
+    body = error_body(403, f"Request blocked: {refusal}.", "forbidden")
+    body["guardrails"] = refusal.report
+    return JSONResponse(body, status_code=403)
+
+
+def _with_report(event: str, report: list[dict] | None) -> str:
+    payload = json.loads(event[len("data: "):])
+    payload["guardrails"] = report
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+def _refusal_event(refusal: RequestRefused, report: list[dict] | None) -> str:
+    body = error_body(403, f"Request blocked: {refusal}.", "forbidden")
+    # `error` lets the openai SDK raise APIError; the mistralai SDK raises on the shape.
+    body["error"] = {"message": body["message"], "type": body["type"], "code": body["code"]}
+    body["guardrails"] = report
+    return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"

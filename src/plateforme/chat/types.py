@@ -40,6 +40,8 @@ class ChatRequest:
     reasoning: bool = False
     # The workspace asking: admission shares the model fairly between workspaces.
     tenant: str | None = None
+    # The request's guardrails (guardrails.config.GuardrailRule), checked by the request pipeline.
+    guardrails: list | None = None
 
 
 @dataclass

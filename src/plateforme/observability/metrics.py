@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 PIPELINE_BUCKETS = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+# A guardrail check: a classifier head over embeddings (milliseconds) to an LLM judge (seconds).
+GUARDRAIL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Label of a request that matched no route (404 on an unknown path): raw paths never become labels.
 UNMATCHED_ROUTE = "<unmatched>"
 # Label of a model name the registry does not know (bounded cardinality).
@@ -97,10 +99,15 @@ class Metrics:
                               "generated token sent (streaming).", ["model"], buckets=TTFT_BUCKETS, registry=r)
         self.generation_ends = Counter("plateforme_generations_ended", "Billable generations by how they "
                                        "ended: completed, client_gone, engine_failed, failed (an internal "
-                                       "error).", ["model", "outcome"], registry=r)
+                                       "error), blocked (an output guardrail withheld the answer), refused "
+                                       "(a guard refused it before generation).", ["model", "outcome"],
+                                       registry=r)
         self.pipeline = Histogram("plateforme_pipeline_seconds", "The request pipeline's own time per "
                                   "generation, by stage (admit: limits, guards, capture switch; record: "
                                   "usage write).", ["stage"], buckets=PIPELINE_BUCKETS, registry=r)
+        self.guardrail = Histogram("plateforme_guardrail_seconds", "Time the guardrails of a chat request "
+                                   "take, by stage (input: before generation; output: each check of the "
+                                   "answer).", ["stage"], buckets=GUARDRAIL_BUCKETS, registry=r)
         if pool is not None:
             r.register(PoolCollector(pool))
 
@@ -141,6 +148,9 @@ class Metrics:
 
     def observe_pipeline(self, stage: str, seconds: float) -> None:
         self.pipeline.labels(stage).observe(seconds)
+
+    def observe_guardrail(self, stage: str, seconds: float) -> None:
+        self.guardrail.labels(stage).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

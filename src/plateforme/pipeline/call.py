@@ -2,6 +2,7 @@
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,13 @@ class GenerationCall:
     created: int = field(default_factory=lambda: int(time.time()))
     # time.perf_counter() of the request's arrival: the origin of its time to first token.
     started: float = field(default_factory=_arrival)
+    # Set by the guardrails guard (guardrails/guard.py) as it checks the call: what each rule
+    # checked and found (the response's `guardrails`), the moderation tokens the checks read
+    # (recorded with the call's usage), and the transform that redacted the input (also applied
+    # to the captured trace, so that no record keeps what the caller asked to redact).
+    guardrails: list[dict] | None = None
+    guardrail_tokens: int = 0
+    redact: Callable[[str], str] | None = None
 
     @property
     def model(self) -> str:

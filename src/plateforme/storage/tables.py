@@ -83,6 +83,10 @@ class UsageRecord(Base):
     route: Mapped[str] = mapped_column(String(100))
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
+    # Refused by a guard (guardrails) before generation (no tokens), or its answer withheld (billed).
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Tokens the request's guardrails read with the moderation models (counted in the limits too).
+    guardrail_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     day: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD (UTC), for grouping
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

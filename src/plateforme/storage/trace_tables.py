@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, SmallInteger, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, false)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plateforme.storage.tables import Base
@@ -25,6 +25,10 @@ class ChatTrace(Base):
     request: Mapped[dict] = mapped_column(JSON)  # the chat completion request body, as sent
     # {"id", "object", "model", "created", "choices": [{"index", "message", "finish_reason"}], "usage"}
     response: Mapped[dict] = mapped_column(JSON)
+    # Refused by a guard (guardrails): `response` is then the refusal (and what was withheld).
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the request's guardrails checked and found (the response's `guardrails`), or None.
+    guardrails: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     rating: Mapped[int | None] = mapped_column(SmallInteger)  # 1 | -1
     corrected_answer: Mapped[str | None] = mapped_column(Text)

@@ -1,4 +1,8 @@
-"""Export a workspace's liked and corrected traces as a fine-tuning JSONL file (or its lines)."""
+"""Export a workspace's liked and corrected traces as a fine-tuning JSONL file (or its lines).
+
+Traces of blocked requests (guardrails) are never exported: what a guardrail refused is not
+training data, whatever its rating.
+"""
 
 import json
 from collections.abc import Iterator
@@ -35,7 +39,7 @@ def export_lines(db: Database, workspace_id: str, since: datetime | None = None,
     if since is not None:  # stored times are UTC (SQLite keeps them without their offset)
         since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
     query = (select(ChatTrace.request, ChatTrace.response, ChatTrace.rating, ChatTrace.corrected_answer)
-             .where(ChatTrace.workspace_id == workspace_id,
+             .where(ChatTrace.workspace_id == workspace_id, ChatTrace.blocked.is_(False),
                     or_(ChatTrace.rating == 1, ChatTrace.corrected_answer.is_not(None)))
              .order_by(ChatTrace.created_at, ChatTrace.id))
     if since is not None:

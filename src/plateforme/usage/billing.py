@@ -109,19 +109,21 @@ class Billing:
             self.limiter.check(who, workspace)
 
     def _record(self, who: Principal, model: str, route: str, request_id: str, prompt_tokens: int,
-                completion_tokens: int) -> None:
-        self.meter.record(who, model, route, request_id, prompt_tokens, completion_tokens)
+                completion_tokens: int, blocked: bool = False, guardrail_tokens: int = 0) -> None:
+        self.meter.record(who, model, route, request_id, prompt_tokens, completion_tokens, blocked, guardrail_tokens)
         try:
-            self.limiter.add_tokens(who, prompt_tokens + completion_tokens)
+            self.limiter.add_tokens(who, prompt_tokens + completion_tokens + guardrail_tokens)
         except Exception:  # the usage row is written: the request is billed, only the window misses it
             log.exception("tokens of request %s could not be added to the shared rate counters", request_id)
 
     async def record(self, who: Principal, model: str, route: str, request_id: str, prompt_tokens: int,
-                     completion_tokens: int) -> None:
+                     completion_tokens: int, blocked: bool = False, guardrail_tokens: int = 0) -> None:
+        """One request's usage row. `blocked`: a guard refused it (no tokens: before generation) or
+        withheld its answer; `guardrail_tokens`: what its guardrails read, counted in the limits too."""
         if self.limiter.blocking:  # the usage row, then the shared counters: one trip to the thread pool
             await run_in_threadpool(self._record, who, model, route, request_id, prompt_tokens,
-                                    completion_tokens)
+                                    completion_tokens, blocked, guardrail_tokens)
             return
-        self.limiter.add_tokens(who, prompt_tokens + completion_tokens)
+        self.limiter.add_tokens(who, prompt_tokens + completion_tokens + guardrail_tokens)
         await run_in_threadpool(self.meter.record, who, model, route, request_id, prompt_tokens,
-                                completion_tokens)
+                                completion_tokens, blocked, guardrail_tokens)

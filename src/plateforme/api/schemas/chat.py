@@ -9,10 +9,11 @@ from plateforme.api.schemas.chat_messages import (
     message_dict,
 )
 from plateforme.chat.types import ChatRequest
+from plateforme.guardrails.config import parse_guardrails
 
 # Fields of Mistral's spec this server does not implement: accepted by the schema so that a
 # request using them gets a 400 naming the field, not a generic unknown-field 422.
-UNSUPPORTED_FIELDS = ("guardrails", "service_tier")
+UNSUPPORTED_FIELDS = ("service_tier",)
 
 # Mistral's ReasoningEffort values (the spec's, and `max`, which the mistralai SDK also sends).
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
@@ -72,7 +73,9 @@ class ChatCompletionRequest(Strict):
     reasoning_effort: ReasoningEffort | None = None
     # Reasoning models only: "reasoning" asks for the reasoning system prompt.
     prompt_mode: Literal["reasoning"] | None = None
-    guardrails: Any = None
+    # Mistral's GuardrailConfig list (plus `apply_to` and action `redact`: guardrails/config.py),
+    # checked by guardrails.config.parse_guardrails so that a mistake is a 400 naming the field.
+    guardrails: list[Any] | None = None
     service_tier: Any = None
 
     @model_validator(mode="after")
@@ -120,6 +123,7 @@ class ChatCompletionRequest(Strict):
             logprobs=self.logprobs or bool(self.top_logprobs), top_logprobs=self.top_logprobs,
             prediction=self.prediction.content if self.prediction and self.prediction.content else None,
             reasoning_effort=self.reasoning_effort, prompt_mode=self.prompt_mode,
+            guardrails=parse_guardrails(self.guardrails) or None,
         )
 
 
@@ -151,3 +155,5 @@ class ChatCompletionResponse(BaseModel):
     created: int
     choices: list[ChatCompletionChoice]
     usage: UsageInfo
+    # Beyond Mistral: what the request's guardrails checked and the scores (guardrails/decision.py).
+    guardrails: list[dict] | None = None
