@@ -15,6 +15,7 @@ import gguf
 import torch
 
 from plateforme.models.importer.tensors import interleave_rotary_rows
+from plateforme.training.gguf_header import GgufHeaderError, read_gguf_header
 
 _KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 _ARCHS = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
@@ -24,24 +25,29 @@ class AdapterExportError(RuntimeError):
     pass
 
 
-def _field(reader: gguf.GGUFReader, key: str):
-    field = reader.fields.get(key)
-    if field is None:
-        raise AdapterExportError(f"the base GGUF has no {key!r} metadata")
-    return field.contents()
+def _base_header(base_gguf: Path) -> tuple[str, int, dict[str, int], frozenset[str]]:
+    """(architecture, block count, head counts of attn_q / attn_k, tensor names) of the base GGUF."""
+    try:
+        arch = read_gguf_header(base_gguf, {"general.architecture"}).values.get("general.architecture")
+        if arch is None:
+            raise AdapterExportError("the base GGUF has no 'general.architecture' metadata")
+        keys = {f"{arch}.block_count", f"{arch}.attention.head_count", f"{arch}.attention.head_count_kv"}
+        header = read_gguf_header(base_gguf, keys)
+    except (OSError, GgufHeaderError) as exc:
+        raise AdapterExportError(f"cannot read the base GGUF {base_gguf}: {exc}") from exc
+    for key in sorted(keys - {f"{arch}.attention.head_count_kv"}):
+        if key not in header.values:
+            raise AdapterExportError(f"the base GGUF has no {key!r} metadata")
+    heads = {"attn_q": int(header.values[f"{arch}.attention.head_count"])}
+    heads["attn_k"] = int(header.values.get(f"{arch}.attention.head_count_kv", heads["attn_q"]))
+    return arch, int(header.values[f"{arch}.block_count"]), heads, header.tensor_names
 
 
 def write_lora_gguf(lora_state: dict[str, torch.Tensor], *, base_gguf: Path, alpha: float, out: Path) -> None:
     """Write `lora_state` (peft.get_peft_model_state_dict) to `out`, atomically."""
-    reader = gguf.GGUFReader(str(base_gguf))
-    arch_name = _field(reader, "general.architecture")
+    arch_name, n_blocks, heads, base_names = _base_header(Path(base_gguf))
     if arch_name not in _ARCHS:
         raise AdapterExportError(f"unknown base architecture {arch_name!r}")
-    n_blocks = int(_field(reader, f"{arch_name}.block_count"))
-    heads = {"attn_q": int(_field(reader, f"{arch_name}.attention.head_count"))}
-    heads["attn_k"] = int(reader.fields[f"{arch_name}.attention.head_count_kv"].contents()
-                          if f"{arch_name}.attention.head_count_kv" in reader.fields else heads["attn_q"])
-    base_names = {t.name for t in reader.tensors}
     names = gguf.get_tensor_name_map(_ARCHS[arch_name], n_blocks)
     tensors: dict[str, torch.Tensor] = {}
     for key, value in lora_state.items():
