@@ -7,6 +7,8 @@
 stdout carries only JSON events, one per line: `validated` or `failed_validation` (with the
 report), then for `run`: `resumed` (when DIR holds a checkpoint), `progress` after every step,
 `checkpoint` after each saved checkpoint, and `succeeded` with the adapter GGUF's path.
+A classifier job ("job_type": "classifier") trains a head over embeddings instead: see
+classifier_process.py for its events (its `run` emits no `validated`, and `succeeded` gives the head).
 Exit codes: 0 done, 3 failed validation, 4 cancelled (SIGTERM or SIGINT: the process stops at
 once, printing nothing more; the last checkpoint stays usable), 1 any other failure, whose reason
 is the last line of stderr (the log).
@@ -21,7 +23,7 @@ import traceback
 from pathlib import Path
 
 from plateforme.training.events import Events, claim_stdout
-from plateforme.training.job import Job, JobError, read_job
+from plateforme.training.job import CLASSIFIER, Job, JobError, read_job
 
 EXIT_OK, EXIT_FAILED, EXIT_FAILED_VALIDATION, EXIT_CANCELLED = 0, 1, 3, 4
 log = logging.getLogger("plateforme.training")
@@ -42,6 +44,10 @@ def _set_threads(job: Job) -> None:
 
 
 def validate(job: Job, events: Events) -> int:
+    if job.job_type == CLASSIFIER:  # no base model to load: the data checks only
+        from plateforme.training.classifier_process import validate_classifier
+
+        return validate_classifier(job, events)
     from plateforme.training.preparation import prepare
 
     _set_threads(job)
@@ -51,6 +57,10 @@ def validate(job: Job, events: Events) -> int:
 
 
 def run(job: Job, workdir: Path, out) -> int:
+    if job.job_type == CLASSIFIER:
+        from plateforme.training.classifier_process import run_classifier
+
+        return run_classifier(job, workdir.resolve(), Events(out if os.environ.get("RANK", "0") == "0" else None))
     import torch.distributed as dist
 
     from plateforme.training import distributed
