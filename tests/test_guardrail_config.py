@@ -211,8 +211,9 @@ def test_the_stream_is_held_until_checked_and_stops_before_what_crossed():
         async for item in watch_output(_pieces(words), check):
             sent.append(item)
 
-    with pytest.raises(GuardrailBlocked):
+    with pytest.raises(GuardrailBlocked) as caught:
         asyncio.run(run())
+    assert "DANGER" in caught.value.answer[0]  # what was withheld, for the trace
     text = "".join(d.content or "" for d in sent if isinstance(d, Delta))
     assert sent[0].role == "assistant"  # nothing to judge: passed at once
     assert "DANGER" not in text and ("word " * 40).startswith(text)  # what was checked, nothing after

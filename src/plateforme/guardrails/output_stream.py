@@ -12,6 +12,7 @@ OUTPUT_WINDOW_CHARS late, plus one moderation call), and one moderation call per
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from plateforme.chat.types import Delta, Usage
+from plateforme.pipeline.guards import RequestRefused
 
 OUTPUT_WINDOW_CHARS = 96
 TAIL_CHARS = 2000
@@ -19,6 +20,14 @@ TAIL_CHARS = 2000
 
 def _tails(texts: dict[int, list[str]]) -> list[str]:
     return ["".join(texts[index])[-TAIL_CHARS:] for index in sorted(texts)]
+
+
+async def _checked(check: Callable[[list[str]], Awaitable[None]], texts: dict[int, list[str]]) -> None:
+    try:
+        await check(_tails(texts))
+    except RequestRefused as exc:  # the trace keeps what was withheld
+        exc.answer = ["".join(texts[index]) for index in sorted(texts)]
+        raise
 
 
 async def watch_output(events: AsyncIterator[Delta | Usage],
@@ -31,7 +40,7 @@ async def watch_output(events: AsyncIterator[Delta | Usage],
         async for item in events:
             if isinstance(item, Usage):
                 if fresh:
-                    await check(_tails(texts))
+                    await _checked(check, texts)
                 for delta in held:
                     yield delta
                 held.clear()
@@ -46,7 +55,7 @@ async def watch_output(events: AsyncIterator[Delta | Usage],
                 continue
             held.append(item)
             if fresh >= OUTPUT_WINDOW_CHARS:
-                await check(_tails(texts))
+                await _checked(check, texts)
                 fresh = 0
                 for delta in held:
                     yield delta

@@ -22,12 +22,14 @@ GUARDRAILS = "guardrails"
 
 class RequestRefused(Exception):
     """A guard refused the request; `reason` says which check and why. `record`: keep the refusal
-    in usage and traces; `report`: what the guard checked (echoed with the error, and traced)."""
+    in usage and traces; `report`: what the guard checked (echoed with the error, and traced);
+    `answer`: when the output was refused, the answer so far (one text per choice), withheld."""
 
     def __init__(self, guard: str, reason: str, record: bool = False, report: list[dict] | None = None):
         super().__init__(f"request refused by {guard}: {reason}")
         self.guard, self.reason = guard, reason
         self.record, self.report = record, report
+        self.answer: list[str] | None = None
 
 
 class RequestGuard(Protocol):

@@ -118,7 +118,7 @@ class RequestPipeline:
         except RequestRefused as exc:
             await settlement.complete(result.usage, outcome="blocked")
             if capture is not None:
-                capture.blocked(exc, result.choices)
+                capture.blocked(exc, [c.content or "" for c in result.choices])
             raise
         except BaseException as exc:
             settlement.failed(exc)

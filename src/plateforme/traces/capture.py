@@ -68,15 +68,15 @@ class Capture:
         except Exception:
             log.exception("could not capture the trace of %s", self.completion_id)
 
-    def blocked(self, refusal: Exception, withheld: list[Choice] | None = None) -> None:
-        """The request was refused (`refusal`: a RequestRefused); `withheld`: the answer, or the
-        stream so far, that the caller did not get."""
+    def blocked(self, refusal: Exception, withheld: list[str] | None = None) -> None:
+        """The request was refused (`refusal`: a RequestRefused); `withheld`: the answer (one text
+        per choice), or the stream so far, that the caller did not get."""
         try:
             response = {"id": self.completion_id, "object": "error", "message": f"Request blocked: {refusal}.",
                         "type": "forbidden", "code": "403"}
+            withheld = getattr(refusal, "answer", None) or withheld
             if withheld is not None:
-                response["withheld"] = [{"index": c.index, "content": c.content, "finish_reason": c.finish_reason}
-                                        for c in withheld]
+                response["withheld"] = [{"index": i, "content": text} for i, text in enumerate(withheld)]
             self._write(response, blocked=True, report=getattr(refusal, "report", None))
         except Exception:
             log.exception("could not capture the trace of %s", self.completion_id)
@@ -105,7 +105,7 @@ class Capture:
                 yield item
         except blocked as exc:
             if assembler is not None:
-                self.blocked(exc, assembler.choices())
+                self.blocked(exc, [c.content or "" for c in assembler.choices()])
             raise
         finally:
             await events.aclose()
