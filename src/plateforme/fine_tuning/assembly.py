@@ -49,19 +49,20 @@ class FineTuning:
 
 
 def build_fine_tuning(settings: Settings, db: Database, files: FileService, registry: ModelRegistry,
-                      pool: WorkerPool | None = None) -> FineTuning:
+                      pool: WorkerPool | None = None, embeddings=None) -> FineTuning:
+    """`embeddings` (the EmbeddingService): embeds classifier jobs' examples; None: no classifier jobs."""
     data_dir = Path(settings.data_dir)
     setup = TrainingSetup(data_dir=data_dir,
                           cache_dir=Path(settings.training_cache_dir or data_dir / "fine_tuning" / "cache"),
                           threads=settings.training_threads, processes=settings.training_processes)
     store = JobStore(db)
-    models = FineTunedModels(db, data_dir, files.blobs)  # adapters shared through the blob store
+    models = FineTunedModels(db, data_dir, files.blobs)  # adapters and heads shared through the blob store
     serving = FineTuneServing(registry, models, settings.worker_start_timeout, settings.engine_timeout,
                               pool.adapter_hosts if pool is not None else None, settings.fine_tunes_refresh_s)
 
     def execution(job) -> JobExecution:
-        return JobExecution(job, store, files, registry, models, serving, setup)
+        return JobExecution(job, store, files, registry, models, serving, setup, embeddings)
 
     runner = JobRunner(store, execution, settings.fine_tuning_max_jobs, data_dir)
-    return FineTuning(FineTuningService(store, files, registry, runner, setup),
+    return FineTuning(FineTuningService(store, files, registry, runner, setup, embeddings),
                       FineTunedModelService(models, serving), serving, runner, settings.fine_tuning_runner)

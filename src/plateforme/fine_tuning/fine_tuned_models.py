@@ -1,10 +1,12 @@
-"""Fine-tuned models: rows in the database, their LoRA adapters, and a cache for lookups.
+"""Fine-tuned models: rows in the database, their files, and a cache for lookups.
 
-A fine-tuned model belongs to one workspace; other workspaces neither see nor use it. Its
-adapter (GGUF, a few MB) is kept in the blob store (the platform's files store: a directory or
-S3) under its path, `fine_tuning/adapters/<job id>.gguf`, and in <data_dir>/ at that same path, the
-local copy llama.cpp loads: a replica that did not train it fetches it from the blob store
-before serving it. The base model's weights are shared.
+A fine-tuned model belongs to one workspace; other workspaces neither see nor use it. It is a
+completion model (a LoRA adapter over a chat model: GGUF, a few MB, `fine_tuning/adapters/<job
+id>.gguf`, served by the base model's llama.cpp adapter host) or a classifier (a head over an
+embedding model: `.npz`, `fine_tuning/classifiers/<job id>.npz`, run by the gateway). Its file is
+kept in the blob store (the platform's files store: a directory or S3) under that path, and in
+<data_dir>/ at that same path, the local copy that is served: a replica that did not train it
+fetches it from the blob store before serving it. The base model's weights are shared.
 """
 
 import logging
@@ -18,13 +20,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from plateforme.fine_tuning.errors import FineTunedModelNotFound
-from plateforme.fine_tuning.workdir import adapters_dir
+from plateforme.fine_tuning.workdir import adapters_dir, classifiers_dir
 from plateforme.storage.blobs import BlobStore
 from plateforme.storage.database import Database
 from plateforme.storage.fine_tuning_tables import FineTunedModel
 from plateforme.tenancy.ids import utcnow
 
 PREFIX = "ft:"
+COMPLETION, CLASSIFIER = "completion", "classifier"  # model types
 # Seconds an id found in no row is remembered as unknown (requests for it read no database);
 # creating or unarchiving a fine-tune in this process forgets it at once, on other nodes it
 # shows up after at most this long.
@@ -43,9 +46,14 @@ class ServedAdapter:
     model_id: str
     workspace_id: str
     root: str
-    adapter: Path  # the local copy
+    adapter: Path  # the local copy of its file (a classifier's: its head)
     archived: bool
-    blob_key: str = ""  # the adapter in the blob store
+    blob_key: str = ""  # the file in the blob store
+    model_type: str = COMPLETION
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.model_type == CLASSIFIER
 
 
 class FineTunedModels:
@@ -63,7 +71,7 @@ class FineTunedModels:
 
     def _served(self, row: FineTunedModel) -> ServedAdapter:
         return ServedAdapter(row.id, row.workspace_id, row.root, self.data_dir / row.adapter_path, row.archived,
-                             Path(row.adapter_path).as_posix())
+                             Path(row.adapter_path).as_posix(), row.model_type or COMPLETION)
 
     def reload(self) -> list[ServedAdapter]:
         """Re-read every row (other replicas add, archive and delete fine-tunes too); return the
@@ -123,18 +131,22 @@ class FineTunedModels:
                 return True, None
         return True, (served if served.workspace_id == workspace_id else None)
 
-    def create(self, model_id: str, workspace_id: str, job_id: str, root: str, adapter: Path) -> FineTunedModel:
-        """Keep `adapter` (copied next to the others, and into the blob store) and record the model."""
-        target_dir = adapters_dir(self.data_dir)
+    def create(self, model_id: str, workspace_id: str, job_id: str, root: str, adapter: Path,
+               model_type: str = COMPLETION, classifier_targets: list[dict] | None = None) -> FineTunedModel:
+        """Keep `adapter` (the LoRA adapter, or a classifier's head: copied next to the others, and
+        into the blob store) and record the model."""
+        classifier = model_type == CLASSIFIER
+        target_dir = classifiers_dir(self.data_dir) if classifier else adapters_dir(self.data_dir)
         target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{job_id}.gguf"
+        target = target_dir / (f"{job_id}.npz" if classifier else f"{job_id}.gguf")
         tmp = target.with_suffix(".part")
         shutil.copyfile(adapter, tmp)
         os.replace(tmp, target)
         if self.blobs is not None:  # before the row: a replica that finds the row finds the adapter
             self.blobs.put(target.relative_to(self.data_dir).as_posix(), _chunks(target))
         row = FineTunedModel(id=model_id, workspace_id=workspace_id, job_id=job_id, root=root, name=None,
-                             description=None, archived=False,
+                             description=None, archived=False, model_type=model_type,
+                             classifier_targets=classifier_targets if classifier else None,
                              adapter_path=str(target.relative_to(self.data_dir)), created_at=utcnow())
         with self.db.session() as s:
             existing = s.get(FineTunedModel, model_id)
@@ -195,16 +207,34 @@ class FineTunedModels:
         served = self._served(row)
         return served if served.workspace_id == workspace_id else None
 
+    def _adapters(self) -> list[ServedAdapter]:
+        """The completion fine-tunes (classifiers are not served by adapter hosts). Under the lock."""
+        return [a for a in self._cache.values() if not a.is_classifier]
+
+    def find(self, model_id: str) -> ServedAdapter | None:
+        """The fine-tune `model_id` whatever its workspace (an operator's configuration naming one:
+        e.g. a moderation provider). Blocking when not cached."""
+        with self._lock:
+            served = self._cache.get(model_id)
+        if served is not None:
+            return served
+        with self.db.session() as s:
+            row = s.get(FineTunedModel, model_id)
+        if row is None:
+            return None
+        self._remember(row, model_id)
+        return self._served(row)
+
     def adapters_of(self, root: str) -> list[Path]:
         """The adapters a base model's adapter host should load (not archived), in a stable order."""
         with self._lock:
-            return sorted(a.adapter for a in self._cache.values() if a.root == root and not a.archived)
+            return sorted(a.adapter for a in self._adapters() if a.root == root and not a.archived)
 
     def local_adapters_of(self, root: str) -> list[Path]:
         """`adapters_of(root)`, each fetched from the blob store first where this data dir lacks it
         (blocking). One that cannot be had is left out, and logged, so the others are served."""
         with self._lock:
-            wanted = sorted((a for a in self._cache.values() if a.root == root and not a.archived),
+            wanted = sorted((a for a in self._adapters() if a.root == root and not a.archived),
                             key=lambda a: a.adapter)
         present = []
         for served in wanted:
@@ -218,6 +248,13 @@ class FineTunedModels:
             present.append(served.adapter)
         return present
 
+    def local_file(self, served: ServedAdapter) -> Path:
+        """The local copy of `served`'s file, fetched from the blob store first where this data dir
+        lacks it (blocking). FileNotFoundError when it can be had from neither."""
+        if not served.adapter.exists():
+            self._fetch(served)
+        return served.adapter
+
     def _fetch(self, served: ServedAdapter) -> None:
         if self.blobs is None:
             raise FileNotFoundError("no blob store is configured")
@@ -230,7 +267,8 @@ class FineTunedModels:
             os.replace(tmp, served.adapter)
         finally:
             tmp.unlink(missing_ok=True)
-        log.info("fine-tune %s: adapter fetched from the blob store", served.model_id)
+        log.info("fine-tune %s: %s fetched from the blob store", served.model_id,
+                 "head" if served.is_classifier else "adapter")
 
     def publish_local(self) -> int:
         """Put into the blob store the adapters of this data dir it lacks (made before adapters were
@@ -247,8 +285,9 @@ class FineTunedModels:
         return published
 
     def roots(self) -> set[str]:
+        """The base models of the completion fine-tunes (those adapter hosts serve)."""
         with self._lock:
-            return {a.root for a in self._cache.values()}
+            return {a.root for a in self._adapters()}
 
 
 def _chunks(path: Path, size: int = 1 << 20):

@@ -161,12 +161,13 @@ class JobStore:
             s.commit()
 
     def add_checkpoint(self, job_id: str, step: int, train_loss: float | None, valid_loss: float | None,
-                       valid_accuracy: float | None, trained_tokens: int | None) -> None:
+                       valid_accuracy: float | None, trained_tokens: int | None, metrics: dict | None = None) -> None:
+        """`metrics`: a classifier job's metrics per target ({target: {valid_loss, accuracy, macro_f1}})."""
         now = utcnow()
         with self.db.session() as s:
             s.add(FineTuningCheckpoint(job_id=job_id, step_number=step, train_loss=train_loss,
                                        valid_loss=valid_loss, valid_mean_token_accuracy=valid_accuracy,
-                                       created_at=now))
+                                       metrics=metrics, created_at=now))
             values = {"modified_at": now}
             if trained_tokens is not None:
                 values["trained_tokens"] = trained_tokens

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from plateforme.fine_tuning.fine_tuned_models import FineTunedModels
+from plateforme.fine_tuning.fine_tuned_models import CLASSIFIER, FineTunedModels
 from plateforme.fine_tuning.serving import FineTuneServing
 from plateforme.storage.fine_tuning_tables import FineTunedModel
 from plateforme.tenancy.principal import Principal
@@ -22,12 +22,17 @@ class FineTunedModelService:
         return await asyncio.to_thread(self.models.update, who.workspace_id, model_id, **fields)
 
     async def set_archived(self, who: Principal, model_id: str, archived: bool) -> FineTunedModel:
-        """Archived models stay listed but are not served (their adapter leaves memory)."""
+        """Archived models stay listed but are not served (their adapter leaves memory; a classifier's
+        head is refused from then on)."""
         row = await asyncio.to_thread(self.models.update, who.workspace_id, model_id, archived=archived)
-        await self.serving.sync(row.root)
+        await self._resync(row)
         return row
 
     async def delete(self, who: Principal, model_id: str) -> FineTunedModel:
         row = await asyncio.to_thread(self.models.delete, who.workspace_id, model_id)
-        await self.serving.sync(row.root)
+        await self._resync(row)
         return row
+
+    async def _resync(self, row: FineTunedModel) -> None:
+        if row.model_type != CLASSIFIER:  # classifiers have no adapter host: the gateway runs their heads
+            await self.serving.sync(row.root)

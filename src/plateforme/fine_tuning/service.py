@@ -9,21 +9,25 @@ import uuid
 from pathlib import Path
 
 from plateforme.fine_tuning import statuses as st
+from plateforme.fine_tuning.classifier_jobs import (CLASSIFIER, checked_hyperparameters, checked_targets,
+                                                    embedding_spec)
 from plateforme.fine_tuning.errors import FineTuningError
 from plateforme.fine_tuning.estimate import dry_run_answer
-from plateforme.fine_tuning.job_execution import TrainingSetup
+from plateforme.fine_tuning.job_execution import TrainingSetup, job_file
 from plateforme.fine_tuning.job_store import JobDetail, JobFilters, JobStore
 from plateforme.fine_tuning.runner import JobRunner
 from plateforme.fine_tuning.trainer_process import EXIT_FAILED_VALIDATION, TrainerProcess, trainer_command
-from plateforme.fine_tuning.workdir import JobPaths, materialise, trainer_job
+from plateforme.fine_tuning.workdir import JobPaths, materialise
 from plateforme.files.service import FileNotFound, FileService
 from plateforme.models.registry import ModelRegistry
+from plateforme.models.spec import ModelSpec
 from plateforme.storage.fine_tuning_tables import FineTuningJob
 from plateforme.tenancy.ids import utcnow
 from plateforme.tenancy.principal import Principal
 
 SUFFIX = re.compile(r"^[A-Za-z0-9._-]{1,18}$")
 TRAINING_PACKAGES = ("torch", "transformers", "peft")
+COMPLETION = "completion"
 DEFAULT_LORA_RANK = 16
 
 
@@ -37,8 +41,9 @@ def _training_installed() -> None:
 
 class FineTuningService:
     def __init__(self, store: JobStore, files: FileService, registry: ModelRegistry, runner: JobRunner,
-                 setup: TrainingSetup):
+                 setup: TrainingSetup, embeddings=None):
         self.store, self.files, self.registry, self.runner, self.setup = store, files, registry, runner, setup
+        self.embeddings = embeddings  # EmbeddingService: the dimension of a classifier job's vectors
 
     def _check_files(self, who: Principal, ids: list[str], param: str) -> None:
         for file_id in ids:
@@ -53,31 +58,30 @@ class FineTuningService:
 
     def _new_job(self, who: Principal, body: dict) -> FineTuningJob:
         _training_installed()
-        if body.get("job_type") not in (None, "completion"):
-            raise FineTuningError("only completion fine-tuning (job_type 'completion') is supported", 400, "job_type")
-        for unsupported in ("integrations", "repositories", "classifier_targets"):
+        job_type = body.get("job_type") or COMPLETION
+        for unsupported in ("integrations", "repositories"):
             if body.get(unsupported):
                 raise FineTuningError(f"{unsupported} are not supported by this server", 400, unsupported)
-        spec = self.registry.require(body["model"])
-        if spec.task == "embedding":
-            raise FineTuningError(f"model {spec.name!r} is an embedding model; completion fine-tuning needs a chat "
-                                  "model (see GET /v1/models)", 400, "model")
-        if not spec.local:
-            raise FineTuningError(f"model {spec.name!r} is served by engine {spec.engine!r}, which does not support "
-                                  "fine-tuning (its weights are on a remote server); fine-tune a model served by "
-                                  "engine 'llamacpp'", 400, "model")
-        if spec.tokenizer:
-            raise FineTuningError(f"model {spec.name!r} builds prompts with a Mistral tokenizer, which training "
-                                  "does not support yet; fine-tune a model served with its GGUF chat template",
-                                  400, "model")
+        if job_type == CLASSIFIER:
+            if self.embeddings is None:
+                raise FineTuningError("classifier jobs are not available on this gateway (it was built without "
+                                      "the embedding service)", 503, "job_type")
+            spec = embedding_spec(self.registry, body["model"])
+            targets = checked_targets(body.get("classifier_targets"))
+            hyper = checked_hyperparameters(body.get("hyperparameters"))
+        else:
+            if body.get("classifier_targets"):
+                raise FineTuningError("classifier_targets are for classifier jobs: give job_type 'classifier' (and "
+                                      "an embedding model), or leave them out", 400, "classifier_targets")
+            spec, targets = self._completion_base(body["model"]), None
+            hyper = dict(body.get("hyperparameters") or {})
+            if hyper.get("training_steps") is not None and hyper.get("epochs") is not None:
+                raise FineTuningError("give hyperparameters.training_steps or hyperparameters.epochs, not both",
+                                      400, "hyperparameters")
+            hyper.setdefault("lora_rank", DEFAULT_LORA_RANK)
         suffix = body.get("suffix")
         if suffix is not None and not SUFFIX.match(suffix):
             raise FineTuningError("suffix: 1 to 18 letters, digits, '.', '_' or '-'", 400, "suffix")
-        hyper = dict(body.get("hyperparameters") or {})
-        if hyper.get("training_steps") is not None and hyper.get("epochs") is not None:
-            raise FineTuningError("give hyperparameters.training_steps or hyperparameters.epochs, not both",
-                                  400, "hyperparameters")
-        hyper.setdefault("lora_rank", DEFAULT_LORA_RANK)
         training = [{"file_id": str(f["file_id"]), "weight": f.get("weight", 1.0)}
                     for f in body.get("training_files") or []]
         if not training:
@@ -88,10 +92,27 @@ class FineTuningService:
         now = utcnow()
         return FineTuningJob(
             id=str(uuid.uuid4()), workspace_id=who.workspace_id, created_by=who.user_id, model=spec.name,
+            job_type=job_type, classifier_targets=targets,
             status=st.QUEUED, auto_start=body.get("auto_start", True) is not False, suffix=suffix,
             hyperparameters=hyper, training_files=training, validation_files=validation,
             invalid_sample_skip_percentage=body.get("invalid_sample_skip_percentage") or 0.0,
             job_metadata=None, trained_tokens=None, fine_tuned_model=None, created_at=now, modified_at=now)
+
+    def _completion_base(self, model: str) -> ModelSpec:
+        spec = self.registry.require(model)
+        if spec.task == "embedding":
+            raise FineTuningError(f"model {spec.name!r} is an embedding model; completion fine-tuning needs a chat "
+                                  "model (see GET /v1/models), or train a classifier head over it with job_type "
+                                  "'classifier'", 400, "model")
+        if not spec.local:
+            raise FineTuningError(f"model {spec.name!r} is served by engine {spec.engine!r}, which does not support "
+                                  "fine-tuning (its weights are on a remote server); fine-tune a model served by "
+                                  "engine 'llamacpp'", 400, "model")
+        if spec.tokenizer:
+            raise FineTuningError(f"model {spec.name!r} builds prompts with a Mistral tokenizer, which training "
+                                  "does not support yet; fine-tune a model served with its GGUF chat template",
+                                  400, "model")
+        return spec
 
     async def create(self, who: Principal, body: dict) -> FineTuningJob:
         job = await asyncio.to_thread(self._new_job, who, body)
@@ -104,8 +125,7 @@ class FineTuningService:
         job = await asyncio.to_thread(self._new_job, who, body)
         paths = JobPaths(Path(tempfile.mkdtemp(prefix="dry-run-", dir=self._scratch())))
         try:
-            spec = self.registry.require(job.model)
-            trainer_spec = trainer_job(job, paths, spec.weights_path(), self.setup.cache_dir, self.setup.threads)
+            trainer_spec = job_file(job, paths, self.registry, self.embeddings, self.setup)
             await asyncio.to_thread(materialise, self.files, job, paths, trainer_spec)
             process = TrainerProcess(trainer_command("validate", paths.job_file, None, 1))
             await process.start()
@@ -124,7 +144,7 @@ class FineTuningService:
             raise FineTuningError(f"the training data is invalid ({report.get('errors_total')} bad lines of "
                                   f"{report.get('lines')}): {shown}", 400, "training_files")
         queued = len(await asyncio.to_thread(self.store.with_status, st.QUEUED, st.VALIDATING, st.RUNNING))
-        return dry_run_answer(report, None, queued)
+        return dry_run_answer(report, None, queued, classifier=job.job_type == CLASSIFIER)
 
     def _scratch(self) -> Path:
         path = self.setup.data_dir / "fine_tuning" / "scratch"

@@ -138,6 +138,10 @@ class FineTuneServing:
     def _target(self, model: str, served: ServedAdapter | None) -> FineTuneTarget | None:
         if served is None:
             return None
+        if served.is_classifier:
+            raise FineTuningError(f"model {model!r} is a classifier fine-tune: it does not generate text; classify "
+                                  "with it through POST /v1/classifications or /v1/chat/classifications",
+                                  400, "model")
         if served.archived:
             raise FineTuningError(f"model {model!r} is archived; unarchive it with "
                                   f"DELETE /v1/fine_tuning/models/{model}/archive to use it", 400, "model")

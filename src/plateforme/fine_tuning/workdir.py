@@ -3,7 +3,9 @@
 <data_dir>/fine_tuning/jobs/<job id>/
     data/<file id>.jsonl   the training and validation files, copied from the file store
     job.json               what the trainer process is asked to do
-    train/                 the trainer's checkpoints (resumable) and its adapter.gguf
+    examples.jsonl         a classifier job's valid examples (written by the trainer's validate)
+    features.npy           their embeddings, one row per example (written by the gateway)
+    train/                 the trainer's checkpoints (resumable) and its adapter.gguf (or head.npz)
 """
 
 import json
@@ -32,6 +34,14 @@ class JobPaths:
     def train(self) -> Path:
         return self.root / "train"
 
+    @property
+    def examples(self) -> Path:
+        return self.root / "examples.jsonl"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "features.npy"
+
 
 def job_paths(data_dir: Path, job_id: str) -> JobPaths:
     return JobPaths(Path(data_dir) / "fine_tuning" / "jobs" / job_id)
@@ -39,6 +49,11 @@ def job_paths(data_dir: Path, job_id: str) -> JobPaths:
 
 def adapters_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "fine_tuning" / "adapters"
+
+
+def classifiers_dir(data_dir: Path) -> Path:
+    """Where the heads of classifier fine-tunes are kept."""
+    return Path(data_dir) / "fine_tuning" / "classifiers"
 
 
 def copy_file(files: FileService, file_id: str, dst: Path) -> None:
@@ -51,11 +66,13 @@ def copy_file(files: FileService, file_id: str, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def trainer_job(job: FineTuningJob, paths: JobPaths, base_gguf: Path, cache_dir: Path,
-                threads: int | None) -> dict:
-    """The trainer's job.json for `job` (data files as laid out by `materialise`)."""
-    return {
-        "base_gguf": str(base_gguf),
+def trainer_job(job: FineTuningJob, paths: JobPaths, base_gguf: Path | None, cache_dir: Path,
+                threads: int | None, classifier: dict | None = None) -> dict:
+    """The trainer's job.json for `job` (data files as laid out by `materialise`); `classifier`: a
+    classifier job's section (fine_tuning/classifier_jobs.py), whose base is an embedding model."""
+    spec = {
+        "job_type": job.job_type or "completion",
+        "base_gguf": str(base_gguf) if base_gguf is not None else None,
         "cache_dir": str(cache_dir),
         "training_files": [{"file_id": f["file_id"], "path": str(paths.data / f"{f['file_id']}.jsonl"),
                             "weight": f.get("weight", 1.0)} for f in job.training_files],
@@ -67,6 +84,9 @@ def trainer_job(job: FineTuningJob, paths: JobPaths, base_gguf: Path, cache_dir:
         "checkpoint_every": None,
         "threads": threads,
     }
+    if classifier is not None:
+        spec["classifier"] = classifier
+    return spec
 
 
 def materialise(files: FileService, job: FineTuningJob, paths: JobPaths, trainer_spec: dict) -> None:

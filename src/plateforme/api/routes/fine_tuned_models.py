@@ -1,9 +1,10 @@
-"""Fine-tuned models: PATCH /v1/fine_tuning/models/{id}, archive and unarchive."""
+"""Fine-tuned models (completion models and classifiers): PATCH /v1/fine_tuning/models/{id},
+archive and unarchive."""
 
 from fastapi import APIRouter, Request
 
-from plateforme.api.schemas.fine_tuned_models import (ArchiveFTModelOut, CompletionFTModelOut, UnarchiveFTModelOut,
-                                                      UpdateFTModelIn)
+from plateforme.api.schemas.fine_tuned_models import (ArchiveFTModelOut, ClassifierFTModelOut, CompletionFTModelOut,
+                                                      UnarchiveFTModelOut, UpdateFTModelIn, ft_model_out)
 from plateforme.fine_tuning.model_service import FineTunedModelService
 
 router = APIRouter()
@@ -18,11 +19,12 @@ async def _audit(request: Request, action: str, model_id: str) -> None:
                                           request.client.host if request.client else None)
 
 
-@router.patch("/v1/fine_tuning/models/{model_id}", response_model=CompletionFTModelOut)
-async def update_model(request: Request, model_id: str, body: UpdateFTModelIn) -> CompletionFTModelOut:
+@router.patch("/v1/fine_tuning/models/{model_id}", response_model=ClassifierFTModelOut | CompletionFTModelOut)
+async def update_model(request: Request, model_id: str,
+                       body: UpdateFTModelIn) -> ClassifierFTModelOut | CompletionFTModelOut:
     row = await _service(request).update(request.state.principal, model_id, body.model_dump(exclude_unset=True))
     await _audit(request, "model.update", model_id)
-    return CompletionFTModelOut.of(row, request.app.state.registry.get(row.root))
+    return ft_model_out(row, request.app.state.registry.get(row.root))
 
 
 @router.post("/v1/fine_tuning/models/{model_id}/archive", response_model=ArchiveFTModelOut)

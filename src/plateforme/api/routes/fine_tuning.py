@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from plateforme.api.errors import APIError
-from plateforme.api.schemas.fine_tuning import (CompletionDetailedJobOut, CompletionJobOut, JobIn, JobsOut,
-                                                LegacyJobMetadataOut, Status)
+from plateforme.api.schemas.fine_tuning import (ClassifierDetailedJobOut, ClassifierJobOut, CompletionDetailedJobOut,
+                                                CompletionJobOut, JobIn, JobsOut, LegacyJobMetadataOut, Status,
+                                                detailed_job_out, job_out)
 from plateforme.fine_tuning.job_store import JobFilters
 from plateforme.fine_tuning.service import FineTuningService
 
@@ -32,14 +33,17 @@ async def _audit(request: Request, action: str, job_id: str) -> None:
                                           request.client.host if request.client else None)
 
 
-@router.post("/v1/fine_tuning/jobs", response_model=CompletionJobOut | LegacyJobMetadataOut)
+DetailedJob = ClassifierDetailedJobOut | CompletionDetailedJobOut
+
+
+@router.post("/v1/fine_tuning/jobs", response_model=ClassifierJobOut | CompletionJobOut | LegacyJobMetadataOut)
 async def create_job(request: Request, body: JobIn, dry_run: bool | None = None):
     data = body.model_dump(mode="json")
     if dry_run:
         return LegacyJobMetadataOut(**await _service(request).dry_run(request.state.principal, data))
     job = await _service(request).create(request.state.principal, data)
     await _audit(request, "fine_tuning.job.create", job.id)
-    return CompletionJobOut.of(job)
+    return job_out(job)
 
 
 @router.get("/v1/fine_tuning/jobs", response_model=JobsOut)
@@ -55,24 +59,24 @@ async def list_jobs(request: Request, page: Annotated[int, Query(ge=0, le=10_000
     filters = JobFilters(model=model, created_after=created_after, created_before=created_before,
                          created_by=who.user_id if created_by_me else None, status=status, suffix=suffix)
     jobs, total = await _service(request).list(who, page, page_size, filters)
-    return JobsOut(data=[CompletionJobOut.of(j) for j in jobs], total=total)
+    return JobsOut(data=[job_out(j) for j in jobs], total=total)
 
 
-@router.get("/v1/fine_tuning/jobs/{job_id}", response_model=CompletionDetailedJobOut)
-async def get_job(request: Request, job_id: str) -> CompletionDetailedJobOut:
+@router.get("/v1/fine_tuning/jobs/{job_id}", response_model=DetailedJob)
+async def get_job(request: Request, job_id: str) -> DetailedJob:
     detail = await _service(request).get(request.state.principal, _job_id(job_id))
-    return CompletionDetailedJobOut.of_detail(detail)
+    return detailed_job_out(detail)
 
 
-@router.post("/v1/fine_tuning/jobs/{job_id}/cancel", response_model=CompletionDetailedJobOut)
-async def cancel_job(request: Request, job_id: str) -> CompletionDetailedJobOut:
+@router.post("/v1/fine_tuning/jobs/{job_id}/cancel", response_model=DetailedJob)
+async def cancel_job(request: Request, job_id: str) -> DetailedJob:
     detail = await _service(request).cancel(request.state.principal, _job_id(job_id))
     await _audit(request, "fine_tuning.job.cancel", detail.job.id)
-    return CompletionDetailedJobOut.of_detail(detail)
+    return detailed_job_out(detail)
 
 
-@router.post("/v1/fine_tuning/jobs/{job_id}/start", response_model=CompletionDetailedJobOut)
-async def start_job(request: Request, job_id: str) -> CompletionDetailedJobOut:
+@router.post("/v1/fine_tuning/jobs/{job_id}/start", response_model=DetailedJob)
+async def start_job(request: Request, job_id: str) -> DetailedJob:
     detail = await _service(request).start(request.state.principal, _job_id(job_id))
     await _audit(request, "fine_tuning.job.start", detail.job.id)
-    return CompletionDetailedJobOut.of_detail(detail)
+    return detailed_job_out(detail)

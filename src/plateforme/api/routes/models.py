@@ -1,5 +1,5 @@
-"""GET /v1/models and /v1/models/{model_id} (base models and the workspace's fine-tunes), and
-DELETE /v1/models/{model_id} for fine-tuned models."""
+"""GET /v1/models and /v1/models/{model_id} (base models, moderation models and the workspace's
+fine-tunes: completion models and classifiers), and DELETE /v1/models/{model_id} for fine-tuned models."""
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +19,9 @@ router = APIRouter()
 async def list_models(request: Request) -> ModelList:
     registry = request.app.state.registry
     base = [await _card(spec, request) for spec in registry.specs]
+    moderation = getattr(request.app.state, "moderation", None)
+    if moderation is not None:
+        base += [BaseModelCard.model_validate(card) for card in moderation.cards()]
     tuned = await request.app.state.fine_tuned_models.list(request.state.principal)
     return ModelList(data=base + [FTModelCard.of(row, registry.get(row.root)) for row in tuned])
 
@@ -29,6 +32,10 @@ async def retrieve_model(model_id: str, request: Request) -> BaseModelCard | FTM
     if model_id.startswith(PREFIX) and registry.get(model_id) is None:
         row = await request.app.state.fine_tuned_models.get(request.state.principal, model_id)
         return FTModelCard.of(row, registry.get(row.root))
+    moderation = getattr(request.app.state, "moderation", None)
+    card = moderation.card(model_id) if moderation is not None and registry.get(model_id) is None else None
+    if card is not None:
+        return BaseModelCard.model_validate(card)
     return await _card(registry.require(model_id), request)
 
 

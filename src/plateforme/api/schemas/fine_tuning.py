@@ -1,10 +1,10 @@
-"""Fine-tuning jobs as in Mistral's spec (JobIn, CompletionJobOut, CompletionDetailedJobOut, JobsOut,
-LegacyJobMetadataOut)."""
+"""Fine-tuning jobs as in Mistral's spec (JobIn, CompletionJobOut, CompletionDetailedJobOut,
+ClassifierJobOut, ClassifierDetailedJobOut, JobsOut, LegacyJobMetadataOut)."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from plateforme.fine_tuning.job_store import JobDetail
 from plateforme.storage.fine_tuning_tables import FineTuningJob
@@ -30,6 +30,24 @@ class CompletionTrainingParametersIn(BaseModel):
     lora_rank: int = Field(default=16, ge=1, le=256)
 
 
+class ClassifierTrainingParametersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    training_steps: int | None = Field(default=None, ge=1)
+    learning_rate: float | None = Field(default=None, ge=1e-8, le=1)
+    weight_decay: float | None = Field(default=None, ge=0, le=1)
+    warmup_fraction: float | None = Field(default=None, ge=0, le=1)
+    epochs: float | None = Field(default=None, gt=0)
+    seq_len: int | None = Field(default=None, ge=100)
+
+
+class ClassifierTargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    labels: list[str] = Field(min_length=1)
+    weight: float = Field(default=1.0, ge=0)
+    loss_function: Literal["single_class", "multi_class"] | None = None
+
+
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
@@ -40,9 +58,25 @@ class JobIn(BaseModel):
     auto_start: bool = True
     invalid_sample_skip_percentage: float = Field(default=0, ge=0, le=0.5)
     job_type: Literal["completion", "classifier"] | None = None
-    hyperparameters: CompletionTrainingParametersIn
+    # CompletionTrainingParametersIn, or ClassifierTrainingParametersIn for job_type "classifier"
+    # (checked below against the one the job type takes).
+    hyperparameters: dict[str, Any]
     repositories: list[dict[str, Any]] | None = None
-    classifier_targets: list[dict[str, Any]] | None = None
+    classifier_targets: list[ClassifierTargetIn] | None = None
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters_of_the_job_type(cls, value: dict, info: ValidationInfo) -> dict:
+        classifier = info.data.get("job_type") == "classifier"
+        shape = ClassifierTrainingParametersIn if classifier else CompletionTrainingParametersIn
+        try:
+            parsed = shape.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            kind = "classifier" if classifier else "completion"
+            raise ValueError(f"{problems} (a {kind} job takes {', '.join(shape.model_fields)})") from None
+        # A classifier job's: only what was given (the job fills in the head's own defaults).
+        return parsed.model_dump(exclude_none=True) if classifier else parsed.model_dump()
 
 
 class JobMetadataOut(BaseModel):
@@ -86,10 +120,30 @@ class MetricOut(BaseModel):
     valid_mean_token_accuracy: float | None = None
 
 
+class TargetMetricsOut(BaseModel):
+    valid_loss: float | None = None
+    accuracy: float | None = None
+    macro_f1: float | None = None
+
+
+class ClassifierMetricOut(MetricOut):
+    # plateforme's addition (a classifier job's checkpoints): the metrics of each target on the
+    # validation examples; valid_mean_token_accuracy is their mean accuracy.
+    classifier_metrics: dict[str, TargetMetricsOut]
+
+
 class CheckpointOut(BaseModel):
-    metrics: MetricOut
+    metrics: ClassifierMetricOut | MetricOut
     step_number: int
     created_at: int
+
+    @classmethod
+    def of(cls, c) -> "CheckpointOut":
+        fields = dict(train_loss=c.train_loss, valid_loss=c.valid_loss,
+                      valid_mean_token_accuracy=c.valid_mean_token_accuracy)
+        metrics = ClassifierMetricOut(**fields, classifier_metrics=c.metrics) if c.metrics is not None \
+            else MetricOut(**fields)
+        return cls(step_number=c.step_number, created_at=int(c.created_at.timestamp()), metrics=metrics)
 
 
 class CompletionJobOut(BaseModel):
@@ -138,15 +192,64 @@ class CompletionDetailedJobOut(CompletionJobOut):
     def of_detail(cls, detail: JobDetail) -> "CompletionDetailedJobOut":
         return cls(
             **cls.fields_of(detail.job),
-            events=[EventOut(name=e.name, data=e.data, created_at=int(e.created_at.timestamp()))
-                    for e in detail.events],
-            checkpoints=[CheckpointOut(step_number=c.step_number, created_at=int(c.created_at.timestamp()),
-                                       metrics=MetricOut(train_loss=c.train_loss, valid_loss=c.valid_loss,
-                                                         valid_mean_token_accuracy=c.valid_mean_token_accuracy))
-                         for c in detail.checkpoints])
+            events=_events(detail), checkpoints=[CheckpointOut.of(c) for c in detail.checkpoints])
+
+
+def _events(detail: JobDetail) -> list[EventOut]:
+    return [EventOut(name=e.name, data=e.data, created_at=int(e.created_at.timestamp())) for e in detail.events]
+
+
+class ClassifierTrainingParameters(BaseModel):
+    training_steps: int | None = None
+    learning_rate: float = 1e-4
+    weight_decay: float | None = None
+    warmup_fraction: float | None = None
+    epochs: float | None = None
+    seq_len: int | None = None
+
+
+class ClassifierTargetOut(BaseModel):
+    name: str
+    labels: list[str]
+    weight: float
+    loss_function: Literal["single_class", "multi_class"]
+
+
+class ClassifierJobOut(CompletionJobOut):
+    job_type: Literal["classifier"] = "classifier"
+    hyperparameters: ClassifierTrainingParameters
+
+    @classmethod
+    def fields_of(cls, job: FineTuningJob) -> dict:
+        fields = super().fields_of(job)
+        fields["hyperparameters"] = ClassifierTrainingParameters.model_validate(
+            {k: v for k, v in job.hyperparameters.items() if k in ClassifierTrainingParameters.model_fields})
+        return fields
+
+
+class ClassifierDetailedJobOut(ClassifierJobOut):
+    events: list[EventOut] = []
+    checkpoints: list[CheckpointOut] = []
+    classifier_targets: list[ClassifierTargetOut]
+
+    @classmethod
+    def of_detail(cls, detail: JobDetail) -> "ClassifierDetailedJobOut":
+        return cls(**cls.fields_of(detail.job), events=_events(detail),
+                   checkpoints=[CheckpointOut.of(c) for c in detail.checkpoints],
+                   classifier_targets=[ClassifierTargetOut(**t) for t in detail.job.classifier_targets or []])
+
+
+def job_out(job: FineTuningJob) -> CompletionJobOut | ClassifierJobOut:
+    return ClassifierJobOut.of(job) if job.job_type == "classifier" else CompletionJobOut.of(job)
+
+
+def detailed_job_out(detail: JobDetail) -> CompletionDetailedJobOut | ClassifierDetailedJobOut:
+    if detail.job.job_type == "classifier":
+        return ClassifierDetailedJobOut.of_detail(detail)
+    return CompletionDetailedJobOut.of_detail(detail)
 
 
 class JobsOut(BaseModel):
-    data: list[CompletionJobOut] = []
+    data: list[Annotated[ClassifierJobOut | CompletionJobOut, Field(discriminator="job_type")]] = []
     object: Literal["list"] = "list"
     total: int

@@ -1,8 +1,13 @@
-"""Model cards, as in Mistral's spec (BaseModelCard, FTModelCard, ModelCapabilities, ModelList)."""
+"""Model cards, as in Mistral's spec (BaseModelCard, FTModelCard, ModelCapabilities, ModelList).
+
+Beyond the spec's fields, a moderation model's card carries its `categories` and
+`default_thresholds`, and a classifier fine-tune's card its `model_type` ("classifier") and
+`classifier_targets` (cards keep such extra fields: `extra="allow"`).
+"""
 
 from typing import Literal
 
-from pydantic import BaseModel, model_serializer
+from pydantic import BaseModel, ConfigDict, model_serializer
 
 from plateforme.engines.engine import capabilities_of
 from plateforme.models.spec import ModelSpec
@@ -30,6 +35,7 @@ EMBEDDING_FIELDS = ("dimension", "window", "windowed")
 
 
 class BaseModelCard(BaseModel):
+    model_config = ConfigDict(extra="allow")  # a moderation model's categories and default thresholds
     id: str
     object: Literal["model"] = "model"
     created: int
@@ -83,6 +89,7 @@ class BaseModelCard(BaseModel):
 
 
 class FTModelCard(BaseModel):
+    model_config = ConfigDict(extra="allow")  # a classifier's model_type and classifier_targets
     id: str
     object: str = "model"
     created: int
@@ -102,6 +109,13 @@ class FTModelCard(BaseModel):
 
     @classmethod
     def of(cls, row: FineTunedModel, base: ModelSpec | None) -> "FTModelCard":
+        if row.model_type == "classifier":  # a head over an embedding model: it classifies, nothing else
+            return cls(id=row.id, created=int(row.created_at.timestamp()), owned_by=row.workspace_id,
+                       capabilities=ModelCapabilities(completion_chat=False, classification=True),
+                       name=row.name, description=row.description,
+                       max_context_length=(base.window or base.context_length) if base else 0,
+                       job=row.job_id, root=row.root, archived=row.archived, model_type="classifier",
+                       classifier_targets=list(row.classifier_targets or []))
         return cls(id=row.id, created=int(row.created_at.timestamp()), owned_by=row.workspace_id,
                    capabilities=ModelCapabilities(completion_chat=True, function_calling=True),
                    name=row.name, description=row.description,
