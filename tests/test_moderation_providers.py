@@ -244,6 +244,14 @@ def test_json_scores_and_qwen3guard_answers_are_read_through_the_map(guard_url):
     assert qwen == {"violence_and_threats": 0.5, "hate_and_discrimination": 0.0, "dangerous": 0.5}
     with pytest.raises(ValueError, match="names violent_stuff, which are not categories of mistral-moderation-2603"):
         GuardModelProvider("bad", guard_url, "m", category_map={"violence": "violent_stuff"})
+    with pytest.raises(ValueError, match="none of the categories \\['pii'\\] is reached"):
+        GuardModelProvider("bad", guard_url, "m", category_map={"violence": "violence_and_threats"}, categories=["pii"])
+
+
+def test_a_guard_restricted_to_some_categories_scores_only_those(guard_url):
+    guard = GuardModelProvider("violence-guard", guard_url, "llama-guard-3", categories=["violence_and_threats"])
+    [scores] = asyncio.run(_score(guard, [ModerationInput("Bring a knife.")])).scores
+    assert scores == {"violence_and_threats": 1.0}
 
 
 def test_a_moderation_endpoint_as_guard_takes_the_largest_mapped_score(guard_url):

@@ -9,7 +9,8 @@ Two protocols (`api`):
   (`category_map`) score 1.0, the others 0.0. A guard that answers a JSON object of scores
   (`{"violence": 0.9, ...}`, or `{"category_scores": {...}}`) is read the same way through the map.
 - `"moderations"`: `POST {base_url}/moderations` with `{"model", "input": [texts]}`, as OpenAI's,
-  Mistral's or another plateforme's moderation endpoint answers: `results[i].category_scores`.
+  Mistral's or another plateforme's moderation endpoint answers: `results[i].category_scores`
+  (one request for all the inputs; the judged texts only, without their conversations).
 
 Where several of the guard's categories map to one of ours, the largest score wins. The server
 down, a timeout, an error status or an answer in none of these shapes: ModerationProviderError.
@@ -42,7 +43,10 @@ def _normalized_map(name: str, category_map: dict) -> dict[str, tuple[str, ...]]
 class GuardModelProvider:
     def __init__(self, name: str, base_url: str, model: str, api_key: str | None = None,
                  category_map: dict | None = None, timeout_s: float = 10.0, *, api: str = "chat",
-                 max_concurrency: int = 8):
+                 categories=None, max_concurrency: int = 8):
+        """`category_map`: {their category or code: one of ours or a list of ours} (default: Llama
+        Guard 3's codes for `api="chat"`, OpenAI's and Mistral's categories for "moderations");
+        `categories`: only these of ours are scored (default: every one the map reaches)."""
         if api not in ("chat", "moderations"):
             raise ValueError(f"guard {name!r}: api must be 'chat' or 'moderations', not {api!r}")
         if category_map is None:
@@ -52,15 +56,21 @@ class GuardModelProvider:
         self.category_map = _normalized_map(name, category_map)
         if not self.category_map:
             raise ValueError(f"guard {name!r}: category_map is empty: map the guard's categories to ours")
-        self.categories = frozenset(c for ours in self.category_map.values() for c in ours)
+        reached = frozenset(c for ours in self.category_map.values() for c in ours)
+        self.categories = reached if categories is None else reached & frozenset(categories)
+        if not self.categories:
+            raise ValueError(f"guard {name!r}: none of the categories {sorted(categories or ())} is reached by "
+                             f"its category_map (it reaches {', '.join(sorted(reached))})")
         self.timeout_s = timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s,
                                        limits=httpx.Limits(max_connections=max_concurrency))
         self._slots = asyncio.Semaphore(max_concurrency)
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         await self._http.aclose()
+
+    aclose = close
 
     def _fail(self, reason: str, cause: Exception | None = None) -> ModerationProviderError:
         error = ModerationProviderError(self.name, f"guard model {self.model!r} at {self.base_url}: {reason}")
@@ -92,7 +102,8 @@ class GuardModelProvider:
         ours = dict.fromkeys(sorted(self.categories), 0.0)
         for category, score in theirs.items():
             for mapped in self.category_map.get(category.strip().lower(), ()):
-                ours[mapped] = max(ours[mapped], score)
+                if mapped in ours:
+                    ours[mapped] = max(ours[mapped], score)
         return ours
 
     async def _chat(self, item: ModerationInput) -> tuple[dict[str, float], int]:

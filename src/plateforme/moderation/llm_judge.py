@@ -3,12 +3,12 @@
     judge = LlmJudgeProvider("judge", "smollm2-135m-instruct", complete)
     await judge.score(who, [ModerationInput("How do I pick a lock?")])
 
-`complete` is `async (who, ChatRequest) -> Completion`: the moderation service passes the
-request pipeline's chat, so the judge's generations are admitted, limited, billed and traced like
-any chat request of the caller's workspace (the service should not bill the `prompt_tokens` this
-provider reports a second time). The answer is constrained by structured outputs to an object
-with one integer from 0 (absent) to 10 (clearly present) per category, so it always parses; the
-score of a category is that integer / 10. A model that cannot answer (its worker down, the caller
+`complete` is `async (who, ChatRequest) -> Completion`: the caller's chat, e.g. the chat
+capability for the caller's workspace (the `prompt_tokens` this provider reports are then what to
+meter), or the request pipeline's chat (which bills the generations itself: do not meter them
+twice). The answer is constrained by structured outputs to an object with one integer from 0
+(absent) to 10 (clearly present) per category, so it always parses; the score of a category is
+that integer / 10. A model that cannot answer (its worker down, the caller
 over a limit, an answer cut by max_tokens or not following the schema) raises
 ModerationProviderError with the cause.
 """
