@@ -138,7 +138,8 @@ class JobExecution:
     async def _train(self) -> None:
         if self.classifier and not await self._embed():
             return
-        process = await self._spawn("run", self.setup.processes)
+        # A head trains in one process (rank 0 alone would, under torchrun).
+        process = await self._spawn("run", 1 if self.classifier else self.setup.processes)
         started, result = time.monotonic(), None
         async for event in process.events():
             kind = event["event"]
