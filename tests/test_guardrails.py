@@ -140,6 +140,11 @@ def test_a_blocked_request_is_a_403_recorded_as_blocked_and_generates_nothing(sd
     trace = _eventually(lambda: _trace(db, row.request_id))
     assert trace is not None and trace.blocked and trace.response["type"] == "forbidden"
     assert trace.request["messages"][0]["content"] == THREAT and trace.guardrails[0]["blocked"]
+    # A stream is refused the same way, before it starts: a 403, not an event stream.
+    r = http.post("/v1/chat/completions", json={"model": DEFAULT_MODEL, "stream": True, "guardrails": BLOCK,
+                                                "messages": [{"role": "user", "content": THREAT}]})
+    assert r.status_code == 403 and r.json()["guardrails"][0]["blocked"], r.text
+    assert _metric(http, "plateforme_tokens_total", model=DEFAULT_MODEL) == tokens_before
 
 
 def test_action_none_answers_with_the_scores(sdk, http, db):
@@ -222,6 +227,7 @@ def test_redact_replaces_pii_before_generation_and_in_the_trace(http, db):
     trace = _eventually(lambda: _trace(db, body["id"]))
     stored = trace.request["messages"][0]["content"]
     assert "[EMAIL]" in stored and "[IBAN]" in stored and email not in stored
+    assert not trace.blocked and trace.guardrails[0]["redacted"] == {"email": 1, "iban": 1}
 
 
 def test_block_on_error_refuses_what_could_not_be_checked(http):
