@@ -7,6 +7,7 @@ covers that path), so these stay unit-fast.
 """
 
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -57,6 +58,7 @@ BAD_LINES = [
     ({"text": "hi", "labels": {"topics": [3]}}, "a label must be a string"),
     ({"messages": [], "labels": {"sentiment": "neutral"}}, "non-empty list"),
     ({"messages": [{"role": "robot", "content": "x"}], "labels": {"sentiment": "neutral"}}, "role must be one of"),
+    ({"messages": [{"role": "user", "content": " "}], "labels": {"sentiment": "neutral"}}, "no text to classify"),
 ]
 
 
@@ -69,11 +71,12 @@ def write_lines(path, lines):
 
 def test_each_bad_line_is_reported_with_its_number_and_why(tmp_path):
     good = [{"text": "Great service", "labels": {"sentiment": "positive", "topics": []}},
-            {"text": "Where is my parcel", "labels": {"topics": ["shipping", "shipping"]}}]
+            {"messages": [{"role": "user", "content": "Where is my parcel"}, {"role": "assistant", "content": "Here"}],
+             "labels": {"topics": ["shipping", "shipping"]}}]
     lines = good[:1] + ["   "] + [line for line, _ in BAD_LINES] + [b"\xff\xfe bad bytes"] + good[1:]
     examples, errors = read_classifier_examples(write_lines(tmp_path / "train.jsonl", lines), TARGETS)
     assert examples == [ClassifierExample("Great service", {"sentiment": ("positive",), "topics": ()}),
-                        ClassifierExample("Where is my parcel", {"topics": ("shipping",)})]
+                        ClassifierExample("user: Where is my parcel\nassistant: Here", {"topics": ("shipping",)})]
     assert [e["line"] for e in errors] == list(range(3, 3 + len(BAD_LINES) + 1))  # the blank line 2 is skipped
     for error, (_, reason) in zip(errors, BAD_LINES + [(None, "not UTF-8")]):
         assert reason in error["reason"], error
@@ -196,3 +199,162 @@ def test_targets_an_example_does_not_label_are_not_trained_on_it(data):
         train_head(x[:4], [{"topics": ()}] * 4, TARGETS, ClassifierHyper(training_steps=2), "e5")
     with pytest.raises(ValueError, match="3 feature rows for 4 label sets"):
         train_head(x[:3], labels[:4], TARGETS, ClassifierHyper(training_steps=2), "e5")
+
+
+# --- job.json and the trainer process ----------------------------------------------------------
+
+WORDS = {"billing": ["invoice", "charged", "payment", "bill"], "shipping": ["parcel", "delivery", "courier", "shipped"],
+         "refund": ["refund", "money", "back", "return"]}
+MOODS = {"positive": ["great", "thanks", "love", "perfect"], "negative": ["awful", "angry", "terrible", "worst"],
+         "neutral": ["question", "hello", "please", "wondering"]}
+
+
+def bag_of_words(texts: list[str], dimension: int = 128) -> np.ndarray:
+    """What the gateway's embedding stage stands in for: a hashed bag of words, unit length."""
+    out = np.zeros((len(texts), dimension), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().split():
+            out[row, zlib.crc32(word.encode()) % dimension] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+def text_lines(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(n):
+        mood = ("positive", "negative", "neutral")[i % 3]
+        topics = [] if i % 4 == 0 else sorted({("billing", "shipping", "refund")[int(t)]
+                                               for t in rng.integers(3, size=int(rng.integers(1, 3)))})
+        words = [str(rng.choice(MOODS[mood]))] + [str(rng.choice(WORDS[t])) for t in topics] + ["the", "my"]
+        lines.append({"text": " ".join(str(w) for w in rng.permutation(words)),
+                      "labels": {"sentiment": mood, "topics": topics}})
+    return lines
+
+
+def classifier_job(directory, train: list, valid: list | None = None, **fields):
+    directory.mkdir(parents=True, exist_ok=True)
+    job = {
+        "job_type": "classifier", "base_gguf": None, "cache_dir": str(directory / "cache"),
+        "training_files": [{"file_id": "train-0", "path": str(write_lines(directory / "train.jsonl", train)),
+                            "weight": 1.0}],
+        "validation_files": ([{"file_id": "valid", "path": str(write_lines(directory / "valid.jsonl", valid))}]
+                             if valid else []),
+        # Sparse bag-of-words features (a few words per text) learn slower than dense embeddings: 1e-2.
+        "hyperparameters": {"learning_rate": 1e-2, "weight_decay": 0.1, "warmup_fraction": 0.05, "seq_len": None},
+        "invalid_sample_skip_percentage": 0.0, "seed": 0, "checkpoint_every": None, "threads": 2,
+        "classifier": {"targets": [t.as_dict() for t in TARGETS], "embedding_model": "multilingual-e5-small",
+                       "input_type": "query", "dimension": 128, "examples_path": str(directory / "examples.jsonl"),
+                       "features_path": str(directory / "features.npy")},
+    }
+    for key, value in fields.items():
+        (job["classifier"] if key in job["classifier"] else job)[key] = value
+    (directory / "job.json").write_text(json.dumps(job))
+    return directory / "job.json"
+
+
+def test_classifier_job_file_is_checked():
+    from plateforme.training.job import JobError, parse_job
+
+    def job(**changes):
+        raw = json.loads(classifier_job_text())
+        for key, value in changes.items():
+            (raw["classifier"] if key in raw["classifier"] else raw)[key] = value
+        return parse_job(raw)
+
+    parsed = job(hyperparameters={"epochs": 3, "hidden": 8, "seq_len": 512}, seed=7)
+    assert parsed.job_type == "classifier" and parsed.base_gguf is None
+    assert parsed.classifier.targets == TARGETS and parsed.classifier.dimension == 128
+    assert (parsed.classifier.hyper.epochs, parsed.classifier.hyper.hidden, parsed.classifier.hyper.seed) == (3, 8, 7)
+    assert parsed.classifier.hyper.learning_rate == 1e-3  # the head's default, not LoRA's
+    for changes, message in [
+        ({"job_type": "regression"}, "job_type must be"),
+        ({"classifier": None}, "needs a classifier object"),
+        ({"targets": []}, "non-empty list of targets"),
+        ({"targets": [{"name": "a", "labels": ["x", "x"]}]}, "distinct strings"),
+        ({"targets": [{"name": "a", "labels": ["x"], "loss_function": "ranking"}]}, "loss_function must be one of"),
+        ({"targets": [{"name": "a", "labels": ["x"], "weight": 0}]}, "every weight is 0"),
+        ({"targets": [TARGETS[0].as_dict()] * 2}, "distinct"),
+        ({"dimension": None}, "dimension is missing"),
+        ({"input_type": "passage"}, "input_type must be one of"),
+        ({"hyperparameters": {"training_steps": 5, "epochs": 1}}, "not both"),
+        ({"hyperparameters": {"learning_rate": 2}}, "learning_rate must be between"),
+    ]:
+        with pytest.raises(JobError, match=message):
+            job(**changes)
+
+
+def classifier_job_text() -> str:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as directory:
+        return classifier_job(Path(directory), text_lines(3, 0)).read_text()
+
+
+def test_validate_then_run_as_the_gateway_runs_them(tmp_path):
+    from training_jobs import run_trainer, trainer_args
+
+    train, valid = text_lines(150, seed=1), text_lines(45, seed=2)
+    bad = [{"text": "hi", "labels": {"sentiment": "angry"}}, "{nope"]
+    job = classifier_job(tmp_path, train[:100] + bad + train[100:], valid, invalid_sample_skip_percentage=0.05)
+    rc, events, stderr = run_trainer(trainer_args("validate", job), timeout=120)
+    assert rc == 0, stderr
+    assert [e["event"] for e in events] == ["validated"]
+    report = events[0]["report"]
+    assert (report["lines"], report["valid_lines"], report["errors_total"]) == (197, 195, 2)
+    assert report["errors"] == [
+        {"file_id": "train-0", "line": 101, "reason": report["errors"][0]["reason"]},
+        {"file_id": "train-0", "line": 102, "reason": report["errors"][1]["reason"]}]
+    assert "unknown label 'angry'" in report["errors"][0]["reason"] and "JSON" in report["errors"][1]["reason"]
+    assert report["label_counts"]["sentiment"] == {"positive": 50, "negative": 50, "neutral": 50}
+    assert report["labelled_examples"] == {"sentiment": 150, "topics": 150}
+    assert sum(report["label_counts"]["topics"].values()) > 0
+    assert (report["train_examples"], report["valid_examples"], report["training_steps"]) == (150, 45, 300)
+    pairs = read_examples_file(tmp_path / "examples.jsonl")
+    assert [p[1] for p in pairs] == ["train"] * 150 + ["valid"] * 45
+    assert pairs[0][0].text == train[0]["text"] and pairs[-1][0].text == valid[-1]["text"]
+
+    # The gateway's part: one vector per line of examples.jsonl.
+    np.save(tmp_path / "features.npy", bag_of_words([p[0].text for p in pairs]))
+    rc, events, stderr = run_trainer(trainer_args("run", job, tmp_path / "train"), timeout=300)
+    assert rc == 0, stderr
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "succeeded" and kinds.count("checkpoint") == 10 and "validated" not in kinds
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress[-1]["step"] == progress[-1]["total_steps"] == 300
+    checkpoints = [e for e in events if e["event"] == "checkpoint"]
+    assert [c["step"] for c in checkpoints] == list(range(30, 301, 30))
+    last = checkpoints[-1]
+    assert set(last["targets"]) == {"sentiment", "topics"} and last["valid_loss"] < checkpoints[0]["valid_loss"]
+    assert last["targets"]["sentiment"]["accuracy"] >= 0.9 and last["targets"]["topics"]["macro_f1"] >= 0.9
+    assert last["valid_mean_token_accuracy"] == pytest.approx(
+        (last["targets"]["sentiment"]["accuracy"] + last["targets"]["topics"]["accuracy"]) / 2)
+    head = ClassifierHead.load(events[-1]["head"])
+    assert events[-1]["head"] == str((tmp_path / "train" / "head.npz").resolve())
+    assert head.metadata["metrics"] == last["targets"] and head.dimension == 128
+    scores = head.scores(bag_of_words(["the thanks my parcel", "awful the my invoice"]))  # as the lines are made
+    assert max(scores[0]["sentiment"], key=scores[0]["sentiment"].get) == "positive"
+    assert scores[0]["topics"]["shipping"] > 0.5 > scores[0]["topics"]["billing"]
+    assert max(scores[1]["sentiment"], key=scores[1]["sentiment"].get) == "negative"
+    assert scores[1]["topics"]["billing"] > 0.5 > scores[1]["topics"]["shipping"]
+
+
+def test_bad_data_fails_validation_and_bad_features_fail_the_run(tmp_path):
+    from training_jobs import run_trainer, trainer_args
+
+    lines = text_lines(20, seed=3) + [{"text": "x", "labels": {"topics": ["weather"]}}]
+    job = classifier_job(tmp_path / "strict", lines)  # 1 bad line of 21, none tolerated
+    rc, events, stderr = run_trainer(trainer_args("validate", job), timeout=120)
+    assert rc == 3 and [e["event"] for e in events] == ["failed_validation"], stderr
+    assert events[0]["report"]["errors"][0]["line"] == 21 and not (tmp_path / "strict" / "examples.jsonl").exists()
+
+    unlabelled = [{"text": f"hello {i}", "labels": {"topics": []}} for i in range(5)]
+    rc, events, stderr = run_trainer(trainer_args("validate", classifier_job(tmp_path / "none", unlabelled)))
+    assert rc == 1 and "no valid training line labels target(s) 'sentiment'" in stderr.strip().splitlines()[-1]
+
+    job = classifier_job(tmp_path / "run", text_lines(10, seed=4))
+    assert run_trainer(trainer_args("validate", job))[0] == 0
+    np.save(tmp_path / "run" / "features.npy", np.zeros((9, 128), dtype=np.float32))  # one row short
+    rc, events, stderr = run_trainer(trainer_args("run", job, tmp_path / "run" / "train"))
+    assert rc == 1 and events == []
+    assert "not float32 (10, 128)" in stderr.strip().splitlines()[-1]

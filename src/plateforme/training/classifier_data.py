@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from plateforme.classifiers.conversation_text import ConversationInvalid, conversation_text
 from plateforme.classifiers.head import ClassifierTarget
 
 SPLITS = ("train", "valid")
-ROLES = ("system", "user", "assistant", "tool")
 
 
 @dataclass(frozen=True)
@@ -42,20 +42,10 @@ def _names(values: Iterable[str]) -> str:
 
 
 def _conversation_text(messages) -> str:
-    if not isinstance(messages, list) or not messages:
-        raise BadClassifierLine("messages must be a non-empty list of {role, content} objects")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise BadClassifierLine(f"messages[{i}] must be an object with a role and a content")
-        if message.get("role") not in ROLES:
-            raise BadClassifierLine(f"messages[{i}].role must be one of {', '.join(ROLES)}, "
-                                    f"got {message.get('role')!r}")
-        content = message.get("content")
-        if not isinstance(content, str) or not content.strip():
-            raise BadClassifierLine(f"messages[{i}] has an empty content; give it some text")
-    from plateforme.classifiers.conversation_text import conversation_text
-
-    return conversation_text(messages)
+    try:
+        return conversation_text(messages)
+    except ConversationInvalid as exc:
+        raise BadClassifierLine(str(exc)) from None
 
 
 def _text(raw: dict) -> str:
