@@ -177,6 +177,41 @@ def test_malformed_emails_are_not_reported(email):
     assert nothing(email, "Écrivez à {} svp")
 
 
+@pytest.mark.parametrize("kind, number, around", [
+    ("ssn", "531-72-4409", "my SSN {} please"), ("ssn", "523 41 8876", "SSN: {}."),
+    ("nhs", "943 476 5919", "NHS number {}, diabetes"), ("nhs", "4010232137", "NHS {} :"),
+    ("nino", "AB 12 34 56 C", "National Insurance {} ok"), ("nino", "JG103759A", "NINO {}."),
+    ("passport", "19AB12345", "mon passeport {}, il expire"), ("passport", "538214976", "passport number is {} and"),
+    ("birth_date", "14/06/1962", "Maria, né(e) le {}, diabète"), ("birth_date", "3 March 1985", "born {} in Phoenix"),
+    ("birth_date", "04/07/1988", "DOB {}:"), ("birth_date", "1988-07-04", "date of birth: {}"),
+    ("birth_date", "June 14, 1962", "born on {}."), ("birth_date", "3 mars 1985", "né le {} à Lille"),
+    ("birth_date", "12/31/1985", "DOB {}"),  # month first, as in the US
+    ("plate", "GH-482-KT", "la voiture immatriculée {}, rayée"), ("plate", "KX19 ABC", "the car with plate {} he"),
+    ("phone", "07700 900123", "call me on {} tonight"), ("phone", "0117 496 0321", "tel {},"),
+    ("phone", "020 7946 0958", "ring {}."), ("phone", "087 123 4567", "phone {}. Share"),
+])
+def test_identity_numbers_dates_of_birth_and_plates_are_found(kind, number, around):
+    assert only(kind, number, around)
+
+
+@pytest.mark.parametrize("number, around", [
+    ("000-12-3456", "SSN {}"), ("666-12-3456", "SSN {}"), ("912-34-5678", "SSN {}"), ("123-00-4567", "SSN {}"),
+    ("123-45-0000", "SSN {}"),                                     # areas, groups, serials never issued
+    ("943 476 5918", "NHS number {}"), ("485 777 3456", "NHS {}"),   # mod 11 fails
+    ("943 476 5919", "ticket {} closed"),                           # an NHS number only with its name
+    ("QQ 12 34 56 C", "National Insurance {}"), ("GB 12 34 56 A", "NI {}"), ("AB 12 34 56 E", "NI {}"),
+    ("19AB12345", "référence {} du colis"),                          # a passport number only with its name
+    ("31/02/1962", "né le {}"), ("02/31/1962", "born {}"),            # no such day
+    ("12/04/2990", "born {}"), ("12/04/1850", "DOB {}"),              # not a living person's
+    ("14/06/1962", "facture du {}"),                                 # a date is a date of birth only when said
+    ("AB-000-CD", "immatriculée {}"), ("IO-123-AB", "immatriculée {}"),  # block 000, letters I and O unused
+    ("GH-482-KT", "référence produit {}"),
+    ("07700 90012", "call me on {} tonight"),                        # ten digits: no UK mobile
+])
+def test_identity_shaped_strings_that_fail_their_rules_are_not_reported(number, around):
+    assert nothing(number, around)
+
+
 BUSINESS_TEXT = """
 Bonjour, suite à votre commande n° 4521-887 du 01/12/2026 à 10:30, la facture FAC-2026-00042
 d'un montant de 1 234,56 € TTC (TVA 20 %, soit 205,76 €) est disponible. Livraison prévue le
@@ -187,6 +222,8 @@ $12,345.67 (3 x $4,115.22). Q3 revenue grew 12.5% to EUR 1.2bn; call us between 
 Tracking 1Z999AA10123456784, version v2.3.1, build 20261201185200, ISBN 978-2-07-036822-8,
 server 192.168.10.25:8080, meeting room 4B, 2 x 16 GB RAM, tel. extension 4567, SKU 8841-2277-10.
 Le contrat 2026/118 prend effet au 1er janvier 2027 pour 36 mois ; pénalités de 0,5 % par jour.
+Our birthday sale starts on 12/05/2026; born in 1998, the brand registration AB-123-CD was filed under
+reference 12AB34567 with the passport office (see PO-2026-118); product code AB12 CDE, part 123-45-678.
 """
 
 
@@ -197,9 +234,11 @@ def test_ordinary_business_text_with_dates_amounts_and_order_numbers_has_no_pii(
 def test_redact_replaces_each_kind_with_its_label_and_keeps_the_rest():
     text = ("Jeanne (jeanne.dupont@exemple.fr, 06 12 34 56 78) paie avec 4111 1111 1111 1111 ou "
             "FR76 3000 6000 0112 3456 7890 189 ; NIR 2 55 08 14 168 025 38, SIRET 552 120 222 00013, "
-            "SIREN 443061841. Commande 4521-887 du 01/12/2026.")
+            "SIREN 443061841. Commande 4521-887 du 01/12/2026. Née le 14/06/1962, passeport 19AB12345, "
+            "SSN 531-72-4409.")
     assert redact(text) == ("Jeanne ([EMAIL], [PHONE]) paie avec [CARD] ou [IBAN] ; NIR [NIR], "
-                            "SIRET [SIRET], SIREN [SIREN]. Commande 4521-887 du 01/12/2026.")
+                            "SIRET [SIRET], SIREN [SIREN]. Commande 4521-887 du 01/12/2026. Née le [BIRTH_DATE], "
+                            "passeport [PASSPORT], SSN [SSN].")
     assert set(REDACTION_LABELS) == set(PII_KINDS)
     for m in find_pii(text):
         assert text[m.start:m.end] == m.text
@@ -220,8 +259,10 @@ def test_the_pii_provider_scores_1_on_a_validated_match_and_0_otherwise():
     items = [ModerationInput("IBAN FR76 3000 6000 0112 3456 7890 189"),
              ModerationInput("IBAN FR76 3000 6000 0112 3456 7890 188"),
              ModerationInput("Quel temps fait-il ?", context=({"role": "user", "content": "a@b.fr"},)),
-             ModerationInput(BUSINESS_TEXT * 40 + " jeanne@exemple.fr")]  # long: scored in a thread
+             ModerationInput(BUSINESS_TEXT * 40 + " jeanne@exemple.fr"),  # long: scored in a thread
+             ModerationInput("Pour le support, écrivez à contact@exemple.fr ou support@exemple.com."),
+             ModerationInput("Écrivez à contact@exemple.fr ou à jeanne@exemple.fr.")]
     result = asyncio.run(provider.score(DEV_PRINCIPAL, items))
-    assert result.scores == [{"pii": 1.0}, {"pii": 0.0}, {"pii": 0.0}, {"pii": 1.0}]
+    assert result.scores == [{"pii": 1.0}, {"pii": 0.0}, {"pii": 0.0}, {"pii": 1.0}, {"pii": 0.0}, {"pii": 1.0}]
     assert result.prompt_tokens == 0
-    assert provider.redact("écrire à a@b.fr") == "écrire à [EMAIL]"
+    assert provider.redact("écrire à a@b.fr ou contact@b.fr") == "écrire à [EMAIL] ou [EMAIL]"

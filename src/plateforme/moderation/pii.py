@@ -1,4 +1,5 @@
-"""Rule-based PII: emails, phone numbers, IBANs, card numbers, French NIR, SIRET and SIREN.
+"""Rule-based PII: emails, phone numbers, IBANs, card numbers, French NIR, SIRET and SIREN (and,
+in pii_identity.py, US SSN, UK NHS and NI numbers, passports, dates of birth, number plates).
 
     matches = find_pii("Écrivez à jeanne@exemple.fr, IBAN FR76 3000 6000 0112 3456 7890 189")
     redact(text)  # -> "Écrivez à [EMAIL], IBAN [IBAN]"
@@ -16,10 +17,12 @@ import re
 from dataclasses import dataclass
 
 from plateforme.moderation import pii_checks as checks
+from plateforme.moderation.pii_identity import IDENTITY_DETECTORS
 
 # What each kind is replaced by in redact().
 REDACTION_LABELS = {"email": "[EMAIL]", "phone": "[PHONE]", "iban": "[IBAN]", "card": "[CARD]",
-                    "nir": "[NIR]", "siret": "[SIRET]", "siren": "[SIREN]"}
+                    "nir": "[NIR]", "siret": "[SIRET]", "siren": "[SIREN]", "ssn": "[SSN]", "nhs": "[NHS]",
+                    "nino": "[NINO]", "passport": "[PASSPORT]", "birth_date": "[BIRTH_DATE]", "plate": "[PLATE]"}
 PII_KINDS = tuple(REDACTION_LABELS)
 
 
@@ -48,6 +51,9 @@ _SIREN_NAMED = re.compile(r"(?i:\b(?:siren|rcs)\b)[^\d\n]{0,40}?"
 _PHONE_FR = re.compile(r"(?<![\w+.,])(?<!\d[ .-])(?:(?:\+|00)33[ .-]?(?:\(0\)[ .-]?)?|0)[1-9]"
                        r"(?:([ .-]?)\d{2})(?:\1\d{2}){3}(?![\w]|[.,]\d|[ .-]\d)")
 _PHONE_INTL = re.compile(r"(?<![\w+])\+[1-9]\d{0,2}(?:[ .-]?\(0\))?(?:[ .-]?\(?\d{1,5}\)?){1,6}(?![\w]|[.,]\d)")
+# The UK's national writings (07700 900123, 0117 496 0321, 020 7946 0958) and Irish mobiles.
+_PHONE_UK_IE = re.compile(r"(?<![\w+.,])(?<!\d[ .-])(?:0(?:7\d{3} ?\d{6}|[123]\d{3} \d{6}|[123]\d{2} \d{3} \d{4}"
+                          r"|[123]\d \d{4} \d{4})|08[35-9] ?\d{3} ?\d{4})(?![\w]|[.,]\d|[ .-]\d)")
 _PHONE_NANP = re.compile(r"(?<![\w+(.,-])(?:\((\d{3})\) ?|(\d{3})([-.]))(\d{3})(?(3)\3|[-.])(\d{4})(?![\w]|[.,-]\d)")
 
 
@@ -119,6 +125,8 @@ def _phones(text: str):
     for m in _PHONE_INTL.finditer(text):
         if checks.international_phone_valid(m.group()):
             yield PiiMatch("phone", m.start(), m.end(), m.group())
+    for m in _PHONE_UK_IE.finditer(text):
+        yield PiiMatch("phone", m.start(), m.end(), m.group())
     for m in _PHONE_NANP.finditer(text):
         area = m.group(1) or m.group(2)
         if checks.nanp_valid(area, m.group(4)):
@@ -133,11 +141,13 @@ def find_pii(text: str) -> list[PiiMatch]:
     """Every validated PII match in `text`, in order, none overlapping another.
 
     Where two kinds claim the same characters, the more specific wins: email, IBAN, NIR, SIRET,
-    card, SIREN, phone."""
+    card, NHS, SSN, NINO, passport, SIREN, date of birth, plate, phone."""
     ibans, iban_shaped = _ibans(text)
+    identity = {kind: list(detect(text, PiiMatch)) for kind, detect in IDENTITY_DETECTORS}
     chosen: list[PiiMatch] = []
-    for kind_matches in (list(_emails(text)), ibans, list(_nirs(text)), list(_sirets(text)),
-                         list(_cards(text)), list(_sirens(text)), list(_phones(text))):
+    for kind_matches in (list(_emails(text)), ibans, list(_nirs(text)), list(_sirets(text)), list(_cards(text)),
+                         identity["nhs"], identity["ssn"], identity["nino"], identity["passport"],
+                         list(_sirens(text)), identity["birth_date"], identity["plate"], list(_phones(text))):
         for match in sorted(kind_matches, key=lambda m: (m.start, -m.end)):
             if match.kind not in ("email", "iban") and _overlaps(match, iban_shaped):
                 continue

@@ -1,5 +1,6 @@
 """The validators behind pii.find_pii: checksums and plausibility of each kind of number."""
 
+import datetime
 import re
 
 # IBAN length per country (SWIFT's IBAN registry).
@@ -101,3 +102,44 @@ def international_phone_valid(written: str) -> bool:
 def nanp_valid(area: str, exchange: str) -> bool:
     """A North American number: area code and exchange do not start with 0 or 1."""
     return area[0] not in "01" and exchange[0] not in "01"
+
+
+def ssn_valid(area: str, group: str, serial: str) -> bool:
+    """A US Social Security number: no area 000, 666 or 900-999, no group 00, no serial 0000."""
+    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+
+
+def nhs_valid(digits: str) -> bool:
+    """A UK NHS number: weights 10 down to 2 on the first nine digits, 11 - (sum mod 11) is the
+    tenth (11 counts as 0; 10 is never issued)."""
+    check = 11 - sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1))) % 11
+    check = 0 if check == 11 else check
+    return len(digits) == 10 and check != 10 and check == int(digits[9])
+
+
+_NINO_NEVER = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+
+
+def nino_valid(prefix: str) -> bool:
+    """A UK National Insurance number's prefix (the letter rules are in the pattern): not one of
+    the prefixes never allocated (QQ, HMRC's example, is already refused by the letter rules)."""
+    return prefix not in _NINO_NEVER
+
+
+MONTHS = {name: number for number, names in enumerate((
+    ("janvier", "january", "jan"), ("février", "fevrier", "february", "feb"), ("mars", "march", "mar"),
+    ("avril", "april", "apr"), ("mai", "may"), ("juin", "june", "jun"), ("juillet", "july", "jul"),
+    ("août", "aout", "august", "aug"), ("septembre", "september", "sep", "sept"),
+    ("octobre", "october", "oct"), ("novembre", "november", "nov"), ("décembre", "decembre", "december", "dec")),
+    start=1) for name in names}
+
+
+def birth_date_valid(year: int, month: int, day: int, this_year: int) -> bool:
+    """A calendar date between 1900 and this year."""
+    if not 1900 <= year <= this_year:
+        return False
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return True

@@ -1,7 +1,9 @@
 """The rule-based PII provider: the `pii` category is 1.0 when a validated match is found, else 0.0.
 
 It reads the judged text only (a conversation's earlier turns are not its business: PII in them
-was judged when they were sent), costs no tokens, and never fails.
+was judged when they were sent), costs no tokens, and never fails. An organisation's role address
+(contact@, support@, noreply@...) is no person's data: it does not count for the score (redact()
+still replaces it, as it replaces every email).
 """
 
 import asyncio
@@ -14,8 +16,23 @@ from plateforme.tenancy.principal import Principal
 _INLINE_CHARS = 20_000
 
 
+# Local parts of addresses that reach a function of an organisation, not a person.
+ROLE_ACCOUNTS = frozenset("""
+    abuse accounting accounts accueil admin administration billing bonjour booking careers clients
+    commercial comptabilite compta contact contacts customercare dpo facturation hello help helpdesk hr
+    info infos jobs juridique legal mailer-daemon marketing media newsletter no-reply noreply office
+    postmaster presse press privacy recrutement reservation reservations rgpd rh sales sav secretariat
+    security service services support team ventes webmaster
+""".split())
+
+
+def is_personal(match: PiiMatch) -> bool:
+    """Whether a match is a person's data (every match but an organisation's role address)."""
+    return match.kind != "email" or match.text.split("@", 1)[0].lower() not in ROLE_ACCOUNTS
+
+
 def _scores(texts: list[str]) -> list[dict[str, float]]:
-    return [{"pii": 1.0 if find_pii(text) else 0.0} for text in texts]
+    return [{"pii": 1.0 if any(is_personal(m) for m in find_pii(text)) else 0.0} for text in texts]
 
 
 class PiiProvider:
