@@ -23,7 +23,7 @@ JSON to benchmarks/results/. Exits 1 when a server fails or answers an error (bu
 target is missed (that is a measurement).
 
     python benchmarks/bench_moderation.py [--quick] [--latency-requests 200] [--chat-rounds 20]
-        [--judge-per-category 3] [--skip-judge] [--skip-head]
+        [--judge-per-category 2] [--judge-benign 3] [--skip-judge] [--skip-head]
 """
 
 import argparse
@@ -109,7 +109,7 @@ def latency(http: httpx.Client, texts: list[str], requests: int) -> dict:
         post(http, "/v1/moderations", {"model": MODEL, "input": texts[i % len(texts)]})
         times.append((time.perf_counter() - began) * 1000)
     return {"requests": requests, "p50_ms": statistics.median(times), "p95_ms": percentile(times, 0.95),
-            "mean_ms": statistics.fmean(times), "target_p50_ms": TARGET_P50_MS}
+            "mean_ms": statistics.fmean(times), "target_p50_ms": TARGET_P50_MS, "load": os.getloadavg()[0]}
 
 
 def guardrail_metric(http: httpx.Client) -> dict:
@@ -197,6 +197,9 @@ def report(result: dict) -> None:
         categories = ("pii",) if name == "pii" else ev.CATEGORIES_2603
         print(ev.format_scores(f"{name} ({q['heldout_lines']} held-out lines)" if "heldout_lines" in q else name,
                                q["scores"], categories))
+        if "seconds" in q:
+            texts = q["heldout_lines"] + q["business_lines"]
+            print(f"  {texts} texts in {q['seconds']:.1f} s ({texts / q['seconds']:.1f} texts/s, batches of {BATCH})")
         print("  " + ev.format_fpr("business questions", q["business"]))
         print("  " + ev.format_fpr("held-out benign look-alikes", q["hard_negatives"]))
     targets = []
@@ -208,7 +211,8 @@ def report(result: dict) -> None:
     lat = result.get("latency")
     if lat:
         print(f"POST /v1/moderations, one text, sequential: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms, "
-              f"mean {lat['mean_ms']:.1f} ms ({lat['requests']} requests)")
+              f"mean {lat['mean_ms']:.1f} ms ({lat['requests']} requests; machine load {lat['load']:.1f} on "
+              f"{os.cpu_count()} CPUs)")
         targets.append(f"p50 latency of POST /v1/moderations (one text) <= {TARGET_P50_MS:.0f} ms: measured "
                        f"{lat['p50_ms']:.1f} ms: {'MET' if lat['p50_ms'] <= TARGET_P50_MS else 'NOT MET'}")
     g = result.get("guardrails")
@@ -238,15 +242,15 @@ def main() -> None:
     parser.add_argument("--latency-requests", type=int, default=200)
     parser.add_argument("--chat-rounds", type=int, default=20)
     parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--judge-per-category", type=int, default=3,
+    parser.add_argument("--judge-per-category", type=int, default=2,
                         help="held-out lines per category and language the judge sees (it is slow)")
-    parser.add_argument("--judge-benign", type=int, default=5,
+    parser.add_argument("--judge-benign", type=int, default=3,
                         help="benign lines per language of each benign set the judge sees")
     parser.add_argument("--skip-judge", action="store_true")
     parser.add_argument("--skip-head", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.latency_requests, args.chat_rounds, args.judge_per_category, args.judge_benign = 50, 5, 1, 2
+        args.latency_requests, args.chat_rounds, args.judge_per_category, args.judge_benign = 50, 5, 1, 1
     heldout, business = ev.load_heldout(), ev.load_business()
     chat, embedding = default_models()
     print(f"held-out set: {len(heldout)} lines ({sum(not e.labels for e in heldout)} benign look-alikes), "
