@@ -103,18 +103,18 @@ def _nirs(text: str):
             yield PiiMatch("nir", m.start(), m.end(), m.group())
 
 
-def _sirets(text: str):
+def _sirets(text: str, lower: str):
     for m in _SIRET_GROUPED.finditer(text):
         if checks.siret_valid(m.group(1) + m.group(3) + m.group(4) + m.group(5)):
             yield PiiMatch("siret", m.start(), m.end(), m.group())
-    for m in _SIRET_NAMED.finditer(text):
+    for m in _SIRET_NAMED.finditer(text) if "siret" in lower else ():
         digits = m.group(2) + m.group(4) + m.group(5) + m.group(6)
         if checks.siret_valid(digits):
             yield PiiMatch("siret", m.start(1), m.end(1), m.group(1))
 
 
-def _sirens(text: str):
-    for m in _SIREN_NAMED.finditer(text):
+def _sirens(text: str, lower: str):
+    for m in _SIREN_NAMED.finditer(text) if "siren" in lower or "rcs" in lower else ():
         if checks.luhn_valid(m.group(2) + m.group(4) + m.group(5)):
             yield PiiMatch("siren", m.start(1), m.end(1), m.group(1))
 
@@ -137,17 +137,24 @@ def _overlaps(match: PiiMatch, spans) -> bool:
     return any(match.start < end and start < match.end for start, end in spans)
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def find_pii(text: str) -> list[PiiMatch]:
     """Every validated PII match in `text`, in order, none overlapping another.
 
     Where two kinds claim the same characters, the more specific wins: email, IBAN, NIR, SIRET,
     card, NHS, SSN, NINO, passport, SIREN, date of birth, plate, phone."""
+    emails = list(_emails(text)) if "@" in text else []
+    if not _DIGIT.search(text):
+        return emails  # every other kind has digits
+    lower = text.lower()  # the words that name numbers are looked for before the numbers
     ibans, iban_shaped = _ibans(text)
-    identity = {kind: list(detect(text, PiiMatch)) for kind, detect in IDENTITY_DETECTORS}
+    identity = {kind: list(detect(text, lower, PiiMatch)) for kind, detect in IDENTITY_DETECTORS}
     chosen: list[PiiMatch] = []
-    for kind_matches in (list(_emails(text)), ibans, list(_nirs(text)), list(_sirets(text)), list(_cards(text)),
+    for kind_matches in (emails, ibans, list(_nirs(text)), list(_sirets(text, lower)), list(_cards(text)),
                          identity["nhs"], identity["ssn"], identity["nino"], identity["passport"],
-                         list(_sirens(text)), identity["birth_date"], identity["plate"], list(_phones(text))):
+                         list(_sirens(text, lower)), identity["birth_date"], identity["plate"], list(_phones(text))):
         for match in sorted(kind_matches, key=lambda m: (m.start, -m.end)):
             if match.kind not in ("email", "iban") and _overlaps(match, iban_shaped):
                 continue

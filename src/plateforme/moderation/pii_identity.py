@@ -33,29 +33,34 @@ _PLATE_NAMED = re.compile(
     r"(?<![\w-])([A-HJ-NP-TV-Z]{2}-\d{3}-[A-HJ-NP-TV-Z]{2}|[A-HJ-PR-Y]{2}\d{2} ?[A-HJ-PR-Z]{3})(?![\w-])")
 
 
-def _ssns(text: str, match_type):
+def _named(lower: str, words: tuple[str, ...], pattern: re.Pattern, text: str):
+    """`pattern`'s matches in `text`, looked for only when one of the words naming them is there."""
+    return pattern.finditer(text) if any(w in lower for w in words) else ()
+
+
+def _ssns(text: str, lower: str, match_type):
     for m in _SSN.finditer(text):
         if checks.ssn_valid(*m.groups()):
             yield match_type("ssn", m.start(), m.end(), m.group())
-    for m in _SSN_NAMED.finditer(text):
+    for m in _named(lower, ("ssn", "social"), _SSN_NAMED, text):
         if checks.ssn_valid(m.group(2), m.group(3), m.group(4)):
             yield match_type("ssn", m.start(1), m.end(1), m.group(1))
 
 
-def _nhs_numbers(text: str, match_type):
-    for m in _NHS_NAMED.finditer(text):
+def _nhs_numbers(text: str, lower: str, match_type):
+    for m in _named(lower, ("nhs",), _NHS_NAMED, text):
         if checks.nhs_valid(m.group(2) + m.group(3) + m.group(4)):
             yield match_type("nhs", m.start(1), m.end(1), m.group(1))
 
 
-def _ninos(text: str, match_type):
+def _ninos(text: str, lower: str, match_type):
     for m in _NINO.finditer(text):
         if checks.nino_valid(m.group(1)):
             yield match_type("nino", m.start(), m.end(), m.group())
 
 
-def _passports(text: str, match_type):
-    for m in _PASSPORT_NAMED.finditer(text):
+def _passports(text: str, lower: str, match_type):
+    for m in _named(lower, ("pass", "pasaporte"), _PASSPORT_NAMED, text):
         yield match_type("passport", m.start(1), m.end(1), m.group(1))
 
 
@@ -63,9 +68,12 @@ def _month(value: str) -> int:
     return int(value) if value.isdigit() else checks.MONTHS[value.lower()]
 
 
-def _birth_dates(text: str, match_type):
+_BIRTH_WORDS = ("né", "ne le", "nee le", "naissance", "born", "birth", "dob", "d.o.b", "geboren")
+
+
+def _birth_dates(text: str, lower: str, match_type):
     this_year = datetime.date.today().year
-    for m in _BIRTH_DATE.finditer(text):
+    for m in _named(lower, _BIRTH_WORDS, _BIRTH_DATE, text):
         g = m.groupdict()
         n = next(i for i in "1234" if g[f"y{i}"])
         year, month, day = int(g[f"y{n}"]), _month(g[f"m{n}"]), int(g[f"d{n}"])
@@ -75,8 +83,8 @@ def _birth_dates(text: str, match_type):
             yield match_type("birth_date", m.start("date"), m.end("date"), m.group("date"))
 
 
-def _plates(text: str, match_type):
-    for m in _PLATE_NAMED.finditer(text):
+def _plates(text: str, lower: str, match_type):
+    for m in _named(lower, ("immatricul", "plaque", "plate"), _PLATE_NAMED, text):
         if "-000-" not in m.group(1) and not m.group(1).startswith("SS-"):
             yield match_type("plate", m.start(1), m.end(1), m.group(1))
 
