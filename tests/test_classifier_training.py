@@ -15,6 +15,7 @@ import pytest
 from plateforme.classifiers.head import ClassifierHead, ClassifierTarget
 from plateforme.training.classifier_data import (ClassifierExample, label_counts, parse_classifier_line,
                                                  read_classifier_examples, read_examples_file, write_examples_file)
+from plateforme.training.classifier_hyper import DEFAULT_HIDDEN, DEFAULT_LEARNING_RATE
 from plateforme.training.classifier_metrics import all_metrics, encode_labels, target_metrics
 from plateforme.training.classifier_training import ClassifierHyper, train_head
 
@@ -182,11 +183,15 @@ def test_the_same_seed_gives_the_same_head(data, trained, tmp_path):
     assert loaded.metadata["hyperparameters"]["hidden"] == 16 and loaded.metadata["training_steps"] == 40
 
 
-def test_a_hidden_layer_learns_too(data):
+def test_a_linear_head_learns_too(data):
     (x, labels), (vx, vlabels) = data
-    head = train_head(x, labels, TARGETS, ClassifierHyper(hidden=32, epochs=20), "e5", valid=(vx, vlabels))
+    head = train_head(x, labels, TARGETS, ClassifierHyper(hidden=None, epochs=20), "e5", valid=(vx, vlabels))
+    assert head.hidden_weight is None
     assert head.metadata["training_steps"] == 20 * 240 // 32 and head.metadata["epochs"] == pytest.approx(20)
-    assert head.metadata["metrics"]["sentiment"]["accuracy"] >= 0.85
+    metrics = head.metadata["metrics"]
+    assert metrics["sentiment"]["accuracy"] >= 0.85 and metrics["topics"]["macro_f1"] >= 0.85
+    again = all_metrics(TARGETS, head.probabilities(vx), encode_labels(vlabels, TARGETS))  # folded as well
+    assert again["topics"] == pytest.approx(metrics["topics"], abs=1e-4)
 
 
 def test_targets_an_example_does_not_label_are_not_trained_on_it(data):
@@ -265,7 +270,9 @@ def test_classifier_job_file_is_checked():
     assert parsed.job_type == "classifier" and parsed.base_gguf is None
     assert parsed.classifier.targets == TARGETS and parsed.classifier.dimension == 128
     assert (parsed.classifier.hyper.epochs, parsed.classifier.hyper.hidden, parsed.classifier.hyper.seed) == (3, 8, 7)
-    assert parsed.classifier.hyper.learning_rate == 1e-3  # the head's default, not LoRA's
+    assert parsed.classifier.hyper.learning_rate == DEFAULT_LEARNING_RATE  # the head's default, not LoRA's 1e-4
+    assert job().classifier.hyper.hidden == DEFAULT_HIDDEN
+    assert job(hyperparameters={"hidden": 0}).classifier.hyper.hidden is None  # a linear head
     for changes, message in [
         ({"job_type": "regression"}, "job_type must be"),
         ({"classifier": None}, "needs a classifier object"),

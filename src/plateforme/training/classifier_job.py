@@ -6,15 +6,15 @@
 
 and its `hyperparameters` (ClassifierTrainingParametersIn's: training_steps, epochs,
 learning_rate, weight_decay, warmup_fraction; seq_len is accepted and unused, the embedding
-model reads the texts; beyond Mistral: hidden, batch_size). The job's `seed` and
-`checkpoint_every` apply. Training files' weights do not apply to classifier jobs.
+model reads the texts; beyond Mistral: hidden (0 for a linear head), batch_size). The job's
+`seed` and `checkpoint_every` apply. Training files' weights do not apply to classifier jobs.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
 from plateforme.classifiers.head import LOSS_FUNCTIONS, ClassifierTarget
-from plateforme.training.classifier_hyper import DEFAULT_LEARNING_RATE, ClassifierHyper
+from plateforme.training.classifier_hyper import DEFAULT_HIDDEN, DEFAULT_LEARNING_RATE, ClassifierHyper
 from plateforme.training.job import JobError, number
 
 INPUT_TYPES = ("query", "document")
@@ -64,7 +64,7 @@ def parse_hyper(raw: dict, seed: int, checkpoint_every: int | None) -> Classifie
         warmup_fraction=number(hyper, "warmup_fraction", h, float, 0, 1, 0.05),
         training_steps=number(hyper, "training_steps", h, int, 1, 10_000_000, None),
         epochs=number(hyper, "epochs", h, float, 1e-6, 100_000, None),
-        hidden=number(hyper, "hidden", h, int, 1, 65_536, None),
+        hidden=number(hyper, "hidden", h, int, 0, 65_536, DEFAULT_HIDDEN) or None,  # 0: a linear head
         batch_size=number(hyper, "batch_size", h, int, 1, 65_536, 32),
         seed=seed,
         checkpoint_every=checkpoint_every,
