@@ -244,6 +244,11 @@ def test_json_scores_and_qwen3guard_answers_are_read_through_the_map(guard_url):
     assert qwen == {"violence_and_threats": 0.5, "hate_and_discrimination": 0.0, "dangerous": 0.5}
     with pytest.raises(ValueError, match="names violent_stuff, which are not categories of mistral-moderation-2603"):
         GuardModelProvider("bad", guard_url, "m", category_map={"violence": "violent_stuff"})
+    named = GuardModelProvider("qwen", guard_url, "qwen3guard", category_map="qwen3_guard")
+    [scores] = asyncio.run(_score(named, [ModerationInput("[qwen] a text")])).scores
+    assert scores["violence_and_threats"] == 0.5 and scores["pii"] == scores["jailbreaking"] == 0.0
+    with pytest.raises(ValueError, match="no category map is named 'llamaguard'; the named maps are llama_guard_3"):
+        GuardModelProvider("bad", guard_url, "m", category_map="llamaguard")
     with pytest.raises(ValueError, match="none of the categories \\['pii'\\] is reached"):
         GuardModelProvider("bad", guard_url, "m", category_map={"violence": "violence_and_threats"}, categories=["pii"])
 

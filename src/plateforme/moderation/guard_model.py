@@ -22,13 +22,18 @@ import httpx
 
 from plateforme.moderation.categories import CATEGORIES_2603
 from plateforme.moderation.guard_verdicts import (
-    LLAMA_GUARD_3_MAP, OPENAI_MODERATION_MAP, UnreadableVerdict, guard_messages, read_chat_verdict,
+    LLAMA_GUARD_3_MAP, NAMED_MAPS, OPENAI_MODERATION_MAP, UnreadableVerdict, guard_messages, read_chat_verdict,
     read_moderation_results)
 from plateforme.moderation.provider import ModerationInput, ModerationProviderError, ProviderScores
 from plateforme.tenancy.principal import Principal
 
 
-def _normalized_map(name: str, category_map: dict) -> dict[str, tuple[str, ...]]:
+def _normalized_map(name: str, category_map: dict | str) -> dict[str, tuple[str, ...]]:
+    if isinstance(category_map, str):
+        if category_map not in NAMED_MAPS:
+            raise ValueError(f"guard {name!r}: no category map is named {category_map!r}; the named maps are "
+                             f"{', '.join(NAMED_MAPS)}, or write one ({{their category: one of ours or a list}})")
+        category_map = NAMED_MAPS[category_map]
     normalized = {}
     for theirs, ours in category_map.items():
         ours = (ours,) if isinstance(ours, str) else tuple(ours)
@@ -44,8 +49,9 @@ class GuardModelProvider:
     def __init__(self, name: str, base_url: str, model: str, api_key: str | None = None,
                  category_map: dict | None = None, timeout_s: float = 10.0, *, api: str = "chat",
                  categories=None, max_concurrency: int = 8):
-        """`category_map`: {their category or code: one of ours or a list of ours} (default: Llama
-        Guard 3's codes for `api="chat"`, OpenAI's and Mistral's categories for "moderations");
+        """`category_map`: {their category or code: one of ours or a list of ours}, or the name of
+        one in guard_verdicts.NAMED_MAPS ("llama_guard_3", "qwen3_guard", "openai_moderation"...)
+        (default: Llama Guard 3's codes for `api="chat"`, OpenAI's and Mistral's for "moderations");
         `categories`: only these of ours are scored (default: every one the map reaches)."""
         if api not in ("chat", "moderations"):
             raise ValueError(f"guard {name!r}: api must be 'chat' or 'moderations', not {api!r}")

@@ -42,6 +42,11 @@ OPENAI_MODERATION_MAP = {
 }
 
 
+# The maps an operator can name instead of writing one (`category_map: qwen3_guard`).
+NAMED_MAPS = {"llama_guard_3": LLAMA_GUARD_3_MAP, "llama_guard_4": LLAMA_GUARD_3_MAP, "qwen3_guard": QWEN3_GUARD_MAP,
+              "openai_moderation": OPENAI_MODERATION_MAP, "mistral_moderation": OPENAI_MODERATION_MAP}
+
+
 class UnreadableVerdict(ValueError):
     """The guard's answer is in none of the shapes above."""
 
