@@ -75,6 +75,26 @@ async def embed_all(texts: list[str], batch: int = 64) -> tuple[np.ndarray, int]
     return np.concatenate(vectors), tokens
 
 
+def cached_features(texts: list[str], cache: Path | None) -> tuple[np.ndarray, int]:
+    """The texts' vectors, reusing those of a cache file (vectors of texts embedded before) when
+    given: the embedding is most of the script's time on a small CPU."""
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as saved:
+            known = dict(zip(json.loads(saved["texts"].tobytes().decode()), saved["vectors"]))
+    missing = list(dict.fromkeys(t for t in texts if t not in known))
+    tokens = 0
+    if missing:
+        vectors, tokens = asyncio.run(embed_all(missing))
+        known.update(zip(missing, vectors))
+        if cache is not None:
+            names = list(known)
+            np.savez(cache, texts=np.frombuffer(json.dumps(names).encode(), dtype=np.uint8),
+                     vectors=np.stack([known[t] for t in names]).astype(np.float32))
+    print(f"{len(texts) - len(missing)} vectors from the cache, {len(missing)} embedded")
+    return np.stack([known[t] for t in texts]).astype(np.float32), tokens
+
+
 def read_seed(seed_dir: Path):
     texts, labels, languages, files = [], [], [], {}
     for path in sorted(seed_dir.glob("*.jsonl")):
@@ -154,9 +174,11 @@ def main() -> None:
     parser.add_argument("--benign-fp", type=float, default=0.01,
                         help="largest share of held-out benign examples a category's threshold may flag")
     parser.add_argument("--floor", type=float, default=0.2, help="lowest threshold considered")
-    parser.add_argument("--hidden", type=int, default=None, help="one shared ReLU layer of this width")
+    parser.add_argument("--hidden", type=int, default=128, help="width of the shared ReLU layer (0: none)")
     parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="a file keeping the texts' vectors between runs (written when absent)")
     args = parser.parse_args()
 
     began = time.perf_counter()
@@ -164,11 +186,11 @@ def main() -> None:
     if not texts:
         sys.exit(f"no seed examples under {args.seed_dir}")
     print(f"seed set: {len(texts)} examples from {json.dumps(files)}")
-    features, tokens = asyncio.run(embed_all(texts))
+    features, tokens = cached_features(texts, args.cache)
     print(f"embedded {len(texts)} texts ({tokens} tokens) with {EMBEDDING_MODEL} (input type {INPUT_TYPE}) "
           f"in {time.perf_counter() - began:.1f} s")
 
-    hyper = ClassifierHyper(hidden=args.hidden, epochs=args.epochs, seed=args.seed)
+    hyper = ClassifierHyper(hidden=args.hidden or None, epochs=args.epochs, seed=args.seed)
     fold = folds_of(labels, languages, args.folds, args.seed)
     held_out = np.zeros((len(texts), len(CATEGORIES_2603)))
     for k in range(args.folds):

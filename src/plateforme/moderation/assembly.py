@@ -1,7 +1,7 @@
 """Put the moderation service together from the operator's config (config.py).
 
     app.state.moderation = build_moderation(settings, registry, app.state.embeddings, app.state.pipeline,
-                                            load_head=classifier_service.load_head)
+                                            load_head=app.state.classifiers.load_head)
 
 Builds each provider the config uses, checks what it needs is served (the head's embedding
 model, the judge's chat model, the guard's key), and registers the service as the pipeline's
@@ -10,6 +10,7 @@ the default config on a server without the default embedding model leaves modera
 unavailable (its requests answer 503 saying why) so chat-only set-ups still start.
 """
 
+import asyncio
 import logging
 import os
 
@@ -44,7 +45,9 @@ def _head(name: str, spec: ProviderSpec, embeddings, load_head) -> HeadProvider:
     if spec.model is not None:
         if load_head is None:
             raise ValueError(f"provider {name!r}: a head from a classifier fine-tune needs the classifier service")
-        return HeadProvider(name, None, embeddings, _categories(spec), load=lambda: load_head(spec.model))
+        # Read at first use (the fine-tune may be trained after this server starts), off the loop.
+        return HeadProvider(name, None, embeddings, _categories(spec),
+                            load=lambda: asyncio.to_thread(load_head, spec.model))
     path = spec.path or DEFAULT_HEAD_PATH
     try:
         head = ClassifierHead.load(path)
@@ -80,6 +83,10 @@ def _guard(name: str, spec: ProviderSpec):
         options["category_map"] = spec.category_map
     if spec.timeout_s is not None:
         options["timeout_s"] = spec.timeout_s
+    if spec.api is not None:
+        options["api"] = spec.api
+    if spec.categories:
+        options["categories"] = spec.categories
     return GuardModelProvider(name, spec.base_url, spec.model, api_key=api_key, **options)
 
 

@@ -9,7 +9,7 @@ classifier head for every category, plus the rule-based PII provider for `pii`.
       tuned: {type: head, model: "ft:multilingual-e5-small:ws:abcd1234"}  # a classifier fine-tune
       pii: {type: pii}
       judge: {type: llm_judge, model: smollm2-135m-instruct}
-      guard: {type: guard, base_url: "http://guard:8000/v1", model: llama-guard,
+      guard: {type: guard, base_url: "http://guard:8000/v1", model: llama-guard, api: chat,
               api_key_env: GUARD_KEY, category_map: {S1: violence_and_threats}, timeout_s: 10}
     categories:              # the providers of each 2603 category; "*": every category not named
       "*": [default]
@@ -53,8 +53,11 @@ class ProviderSpec(BaseModel):
     # categories (Llama Guard's S1...S14) map to ours, and its time limit.
     base_url: str | None = None
     api_key_env: str | None = None
-    category_map: dict[str, str] | None = None
+    category_map: dict[str, str | list[str]] | None = None
     timeout_s: float | None = Field(default=None, gt=0)
+    # guard: "chat" (a guard model behind /chat/completions, e.g. Llama Guard on vLLM) or
+    # "moderations" (a /moderations endpoint: OpenAI's, Mistral's, another plateforme's).
+    api: Literal["chat", "moderations"] | None = None
 
     @model_validator(mode="after")
     def _fields_of_its_type(self) -> "ProviderSpec":
@@ -65,15 +68,16 @@ class ProviderSpec(BaseModel):
         if self.type == "guard" and (not self.base_url or not self.model):
             raise ValueError("a guard provider needs `base_url` (its OpenAI-compatible server, /v1 included) "
                              "and `model`")
-        if self.type != "guard" and (self.base_url or self.api_key_env or self.category_map):
-            raise ValueError("base_url, api_key_env and category_map are fields of guard providers only")
+        if self.type != "guard" and (self.base_url or self.api_key_env or self.category_map or self.api):
+            raise ValueError("base_url, api_key_env, category_map and api are fields of guard providers only")
         for name in self.categories or ():
             if name not in CATEGORIES_2603:
                 raise ValueError(f"unknown category {name!r}; the categories are {', '.join(CATEGORIES_2603)}")
         for theirs, ours in (self.category_map or {}).items():
-            if ours not in CATEGORIES_2603:
-                raise ValueError(f"category_map: {theirs!r} maps to unknown category {ours!r}; the categories "
-                                 f"are {', '.join(CATEGORIES_2603)}")
+            for one in [ours] if isinstance(ours, str) else ours:
+                if one not in CATEGORIES_2603:
+                    raise ValueError(f"category_map: {theirs!r} maps to unknown category {one!r}; the categories "
+                                     f"are {', '.join(CATEGORIES_2603)}")
         return self
 
 
