@@ -194,6 +194,16 @@ def test_a_linear_head_learns_too(data):
     assert again["topics"] == pytest.approx(metrics["topics"], abs=1e-4)
 
 
+def test_steps_by_default_epochs_or_given():
+    assert ClassifierHyper().total_steps(10) == 300  # a few examples: the minimum
+    assert ClassifierHyper().total_steps(1000) == 30 * 32  # 30 epochs of 32 batches
+    assert ClassifierHyper().total_steps(10_000_000) == 20_000  # bounded
+    assert ClassifierHyper(epochs=2).total_steps(10) == 2 and ClassifierHyper(epochs=2).epochs_for(2, 10) == 2
+    assert ClassifierHyper(epochs=0.5).total_steps(640) == 10
+    assert ClassifierHyper(training_steps=7).total_steps(5) == 7
+    assert ClassifierHyper().every(300) == 30 and ClassifierHyper(checkpoint_every=7).every(300) == 7
+
+
 def test_targets_an_example_does_not_label_are_not_trained_on_it(data):
     (x, labels), _ = data
     # Half the examples say nothing of the sentiment: it is still learnt from the others.

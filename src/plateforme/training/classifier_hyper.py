@@ -33,18 +33,22 @@ class ClassifierHyper:
     seed: int = 0
     checkpoint_every: int | None = None
 
+    def batch(self, examples: int) -> int:
+        """Examples per step: batch_size, or all of them when there are fewer."""
+        return min(self.batch_size, examples)
+
     def total_steps(self, examples: int) -> int:
         if examples < 1:
             raise ValueError("no training example")
-        per_epoch = math.ceil(examples / self.batch_size)
         if self.training_steps is not None:
             return self.training_steps
         if self.epochs is not None:
-            return max(1, math.ceil(self.epochs * examples / self.batch_size))
+            return max(1, math.ceil(self.epochs * examples / self.batch(examples)))
+        per_epoch = math.ceil(examples / self.batch(examples))
         return min(MAX_DEFAULT_STEPS, max(MIN_DEFAULT_STEPS, math.ceil(DEFAULT_EPOCHS * per_epoch)))
 
     def every(self, total_steps: int) -> int:
         return self.checkpoint_every or max(1, math.ceil(total_steps / CHECKPOINTS_PER_JOB))
 
     def epochs_for(self, steps: int, examples: int) -> float:
-        return steps * self.batch_size / examples
+        return steps * self.batch(examples) / examples

@@ -6,8 +6,8 @@ embedding vectors are unit vectors whose dimensions vary by ~1/sqrt(d), and a he
 fast and at one learning rate only once they are on a common scale. The standardization is
 folded into the first layer of the head at the end, so the served head reads raw vectors.
 
-One linear layer per target (or a shared ReLU layer of `hidden` units first), each target's
-bias starting at its labels' log-prior. Loss: per target, cross-entropy (single_class) or
+A shared ReLU layer of `hidden` units (256 by default; None: none), then one linear layer per
+target, each target's bias starting at its labels' log-prior. Loss: per target, cross-entropy (single_class) or
 binary cross-entropy over its labels (multi_class) on the batch's examples that label it,
 averaged over the targets with their weights. AdamW (no weight decay on biases), linear
 warm-up then cosine decay to 0. Batches: seeded permutations of the training examples, one
@@ -233,7 +233,7 @@ def _train(x, encoded, targets, hyper, embedding_model, input_type, valid, v_enc
     metrics: dict[str, dict] = {}
     train_loss = float("nan")
     net.train()
-    for step, batch in enumerate(_batches(len(x), min(hyper.batch_size, len(x)), total, generator), start=1):
+    for step, batch in enumerate(_batches(len(x), hyper.batch(len(x)), total, generator), start=1):
         loss = _loss(net(tx[batch]), targets, [m[batch] for m in masks], [y[batch] for y in ys])
         if loss is not None:  # a batch labelling none of the (positively weighted) targets teaches nothing
             loss.backward()
