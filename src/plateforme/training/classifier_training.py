@@ -117,18 +117,19 @@ class _AdamW:
 
     def __init__(self, groups: list[tuple[list[torch.Tensor], float]], betas=(0.9, 0.999), eps: float = 1e-8):
         self.groups = groups  # (parameters, weight decay)
-        self.betas, self.eps, self.steps = betas, eps, 0
+        self.betas, self.eps = betas, eps
         self.moments = {id(p): (torch.zeros_like(p), torch.zeros_like(p)) for ps, _ in groups for p in ps}
+        self.steps = dict.fromkeys(self.moments, 0)  # per parameter: a target no batch example labels gets none
 
     @torch.no_grad()
     def step(self, lr: float) -> None:
-        self.steps += 1
         b1, b2 = self.betas
-        c1, c2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
         for parameters, decay in self.groups:
             for p in parameters:
                 if p.grad is None:
                     continue
+                self.steps[id(p)] += 1
+                c1, c2 = 1 - b1 ** self.steps[id(p)], 1 - b2 ** self.steps[id(p)]
                 m, v = self.moments[id(p)]
                 m.mul_(b1).add_(p.grad, alpha=1 - b1)
                 v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
