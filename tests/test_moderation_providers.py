@@ -102,7 +102,7 @@ def test_the_judge_on_the_real_model_answers_a_score_per_category_billed_to_the_
     assert set(scores) == set(CATEGORIES_2603)
     assert all(0 <= s <= 1 and round(s * 10) == s * 10 for s in scores.values()), scores
     [row] = gateway.usage_rows(who.workspace_id)  # the judge's generation, billed as the caller's chat
-    assert row.route == "chat" and row.model == DEFAULT_MODEL and row.completion_tokens > len(CATEGORIES_2603)
+    assert row.route == "chat" and row.model == DEFAULT_MODEL and row.completion_tokens > 0
     assert result.prompt_tokens == row.prompt_tokens > 0
     # The context travels in the judged prompt, not as turns the judge would answer.
     asked = judge.request(item)
@@ -130,12 +130,13 @@ def _answer(content: str | None, finish_reason: str = "stop") -> Completion:
 def test_the_verdict_schema_is_enforceable_and_bad_verdicts_are_refused():
     assert unsupported_features(verdict_schema(CATEGORIES_2603)) == []
     judge = LlmJudgeProvider("judge", "m", None, categories=("sexual", "pii"))
-    assert judge.read_verdict(_answer('{"sexual": 0, "pii": 7}')) == {"sexual": 0.0, "pii": 0.7}
+    assert judge.read_verdict(_answer('{"pii": 7}')) == {"sexual": 0.0, "pii": 0.7}
+    assert judge.read_verdict(_answer('{}')) == {"sexual": 0.0, "pii": 0.0}
     for content, finish, reason in [
-            ('{"sexual": 0, "pii"', "length", "cut by max_tokens"), ("not json", "stop", "not JSON"),
-            ('[1, 2]', "stop", "not a JSON object"), ('{"sexual": 0}', "stop", "'pii' is None"),
-            ('{"sexual": 11, "pii": 0}', "stop", "'sexual' is 11"), ('{"sexual": true, "pii": 0}', "stop", "True"),
-            (None, "stop", "empty")]:
+            ('{"sexual": 3, "pii"', "length", "cut by max_tokens"), ("not json", "stop", "not JSON"),
+            ('[1, 2]', "stop", "not a JSON object"), ('{"violence": 2}', "stop", "names 'violence', not among"),
+            ('{"sexual": 11}', "stop", "'sexual' is 11"), ('{"sexual": true}', "stop", "True"),
+            ('{"pii": "high"}', "stop", "'pii' is 'high'"), (None, "stop", "empty")]:
         with pytest.raises(ModerationProviderError, match=reason):
             judge.read_verdict(_answer(content, finish))
     with pytest.raises(ValueError, match="categories must be some of"):
