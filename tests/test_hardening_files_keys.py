@@ -1,13 +1,12 @@
 """Hardening of files and keys without a server: download headers for any filename, signed-link
 signatures of any characters, integer ranges of columns, and the admin CLI's bounds and time zones."""
 
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from email.message import Message
 from email.utils import collapse_rfc2231_value
 
 import pytest
+from cli_in_process import CliResult, run_cli
 
 from plateforme.files.names import content_disposition
 from plateforme.files.signing import UrlSigner
@@ -66,10 +65,9 @@ def test_as_utc_keeps_the_instant_and_takes_naive_times_as_utc():
         as_utc(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))
 
 
-def _admin(tmp_path, *args) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "PLATEFORME_DATA_DIR": str(tmp_path)}
-    return subprocess.run([sys.executable, "-m", "plateforme.cli", "admin", *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+def _admin(tmp_path, *args) -> CliResult:
+    # In the test process (an uncaught exception fails the test as a traceback in a subprocess's stderr would).
+    return run_cli("admin", *args, env={"PLATEFORME_DATA_DIR": str(tmp_path)})
 
 
 def test_admin_cli_bounds_integers_and_converts_expiry_to_utc(tmp_path):

@@ -2,13 +2,12 @@
 live servers with real keys, on SQLite and PostgreSQL."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from cli_in_process import CliResult, run_cli
 from conftest import PARIS_MESSAGES, database_env
 from gguf_copy import copy_with_fim_tokens
 from mistral_served import FIM_IDS
@@ -263,9 +262,8 @@ def test_export_turns_liked_and_corrected_traces_into_a_fine_tuning_file(platfor
     assert _export(platform, stranger).status_code == 400  # their workspace has no traces
 
 
-def _cli(server, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "plateforme.cli", *args], env=server.env, capture_output=True,
-                          text=True, timeout=300, check=False)
+def _cli(server, *args: str) -> CliResult:
+    return run_cli(*args, env=server.env)  # in the test process: the same code without a subprocess's imports
 
 
 def test_cli_turns_capture_on_and_exports(platform, traces_db, tmp_path):
