@@ -15,8 +15,10 @@ from plateforme.api.json_guard import JSONBodyGuard
 from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
 from plateforme.api.routes import embeddings, ocr, traces
 from plateforme.api.routes import documents, libraries, library_search
+from plateforme.api.routes import classifications
 from plateforme.api.unhandled_errors import UnhandledErrors
 from plateforme.chat.service import ChatService
+from plateforme.classifiers.service import ClassifierService
 from plateforme.embeddings.metrics import install_embedding_metrics
 from plateforme.embeddings.service import build_embeddings
 from plateforme.engines.pool import WorkerPool
@@ -104,19 +106,22 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.registry = registry
     app.state.pool = pool
     _storage(app, settings)
-    parts = build_fine_tuning(settings, app.state.db, app.state.files, registry, pool)
+    _documents_and_retrieval(app, settings, registry, pool)  # embeddings before fine-tuning: classifier jobs
+    parts = build_fine_tuning(settings, app.state.db, app.state.files, registry, pool, app.state.embeddings)
     app.state.fine_tuning_parts = parts
     app.state.fine_tuning, app.state.fine_tuned_models = parts.jobs, parts.models
     engines = EngineResolver(registry, pool, parts.serving)  # configured models and fine-tunes
     app.state.chat = ChatService(engines)
     app.state.fim = FIMService(engines)
-    _documents_and_retrieval(app, settings, registry, pool)
+    app.state.classifiers = ClassifierService(parts.models.models, app.state.embeddings)
     install_error_handlers(app)
     install_observability(app)
     install_embedding_metrics(app.state.metrics, app.state.embeddings)
     app.state.pipeline = RequestPipeline(app.state.billing, app.state.traces, app.state.metrics,
                                          {"chat": app.state.chat, "fim": app.state.fim,
-                                          "embeddings": app.state.embeddings})
+                                          "embeddings": app.state.embeddings,
+                                          "classifications": app.state.classifiers})
+    app.state.classifiers.pipeline = app.state.pipeline
     app.add_middleware(JSONBodyGuard)  # inside DefaultJSONContentType: sees the body's final content type
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
@@ -126,6 +131,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces, ocr,
                    embeddings, library_search, libraries, documents):  # search before /v1/libraries/{id}
         app.include_router(module.router, dependencies=[Depends(authenticate)])
+    app.include_router(classifications.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
     app.include_router(documents.public_router)
 
