@@ -299,3 +299,36 @@ def test_cards_have_the_card_shape_categories_and_thresholds():
     assert cards[0]["default_thresholds"]["law"] == 0.7 and cards[1]["default_thresholds"]["health"] == 0.5
     assert svc.card("mistral-moderation-latest")["id"] == "mistral-moderation-2603"
     assert svc.card("smollm2-135m-instruct") is None
+
+
+def test_judge_and_guard_are_built_from_the_config(tmp_path, monkeypatch):
+    from plateforme.moderation.guard_model import GuardModelProvider
+    from plateforme.moderation.llm_judge import LlmJudgeProvider
+
+    path = tmp_path / "moderation.yaml"
+    path.write_text(textwrap.dedent("""
+        providers:
+          judge: {type: llm_judge, model: smollm2-135m-instruct}
+          guard: {type: guard, base_url: "http://127.0.0.1:9/v1", model: llama-guard, api_key_env: TEST_GUARD_KEY,
+                  category_map: {S1: violence_and_threats, S2: [criminal, dangerous]}, timeout_s: 2,
+                  categories: [violence_and_threats, criminal]}
+          rules: {type: pii}
+        categories:
+          "*": [judge]
+          violence_and_threats: [judge, guard]
+          criminal: [guard, judge]
+          pii: [judge, rules]
+    """))
+    settings = Settings(data_dir=tmp_path, moderation_config=path)
+    registry = _chat_only_registry()
+    build = lambda: build_moderation(settings, registry, EmbeddingService(registry, None, 8, 0),  # noqa: E731
+                                     RequestPipeline(None, None, None, {"chat": object()}))
+    with pytest.raises(ModerationConfigError, match="TEST_GUARD_KEY"):
+        build()
+    monkeypatch.setenv("TEST_GUARD_KEY", "secret")
+    svc = build()
+    assert isinstance(svc.providers["judge"], LlmJudgeProvider) and isinstance(svc.providers["guard"], GuardModelProvider)
+    assert svc.providers["guard"].categories == {"violence_and_threats", "criminal"}
+    assert svc.routing["criminal"] == ["guard", "judge"] and svc.routing["pii"] == ["judge", "rules"]
+    assert svc.routing["law"] == ["judge"]
+    assert "judge (llm_judge), guard (guard), rules (pii)" in svc.cards()[0]["description"]

@@ -53,7 +53,8 @@ class ProviderSpec(BaseModel):
     # categories (Llama Guard's S1...S14) map to ours, and its time limit.
     base_url: str | None = None
     api_key_env: str | None = None
-    category_map: dict[str, str | list[str]] | None = None
+    # (a name of a shipped map, e.g. llama_guard_3, or {their category: ours or a list of ours})
+    category_map: str | dict[str, str | list[str]] | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     # guard: "chat" (a guard model behind /chat/completions, e.g. Llama Guard on vLLM) or
     # "moderations" (a /moderations endpoint: OpenAI's, Mistral's, another plateforme's).
@@ -73,7 +74,7 @@ class ProviderSpec(BaseModel):
         for name in self.categories or ():
             if name not in CATEGORIES_2603:
                 raise ValueError(f"unknown category {name!r}; the categories are {', '.join(CATEGORIES_2603)}")
-        for theirs, ours in (self.category_map or {}).items():
+        for theirs, ours in (self.category_map if isinstance(self.category_map, dict) else {}).items():
             for one in [ours] if isinstance(ours, str) else ours:
                 if one not in CATEGORIES_2603:
                     raise ValueError(f"category_map: {theirs!r} maps to unknown category {one!r}; the categories "

@@ -2,6 +2,7 @@
 judged in its context), through the moderation service (moderation/service.py): metered and
 limited by the request pipeline, answered in Mistral's ModerationResponse shape plus `usage`."""
 
+import json
 import secrets
 
 from fastapi import APIRouter, Request
@@ -47,13 +48,14 @@ async def _moderate(request: Request, model: str, items: list[ModerationInput]):
     return _answer(outcome)
 
 
-def _answer(outcome: ModerationOutcome) -> ModerationResponse:
+def _answer(outcome: ModerationOutcome) -> Response:
+    """The ModerationResponse, serialised here (one text's answer is on the latency path)."""
     tokens = outcome.prompt_tokens
-    return ModerationResponse.model_validate({
+    return Response(json.dumps({
         "id": "mod-" + secrets.token_hex(16), "model": outcome.model,
         "results": [{"categories": r.categories, "category_scores": r.category_scores} for r in outcome.results],
         "usage": {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens},
-    })
+    }, separators=(",", ":")).encode(), media_type="application/json")
 
 
 @router.post("/v1/moderations", response_model=ModerationResponse)
