@@ -25,7 +25,6 @@ from plateforme.fine_tuning.trainer_process import (EXIT_CANCELLED, EXIT_FAILED_
 from plateforme.fine_tuning.workdir import JobPaths, job_paths, materialise, trainer_job
 from plateforme.files.service import FileService
 from plateforme.models.registry import ModelRegistry
-from plateforme.models.spec import ModelFileMissing
 from plateforme.storage.fine_tuning_tables import FineTuningJob
 
 log = logging.getLogger("plateforme.fine_tuning")
@@ -49,13 +48,10 @@ def job_file(job: FineTuningJob, paths: JobPaths, registry: ModelRegistry, embed
         return trainer_job(job, paths, spec.weights_path(), setup.cache_dir, setup.threads)
     if embeddings is None:
         raise RuntimeError("classifier jobs need the embedding service, which this gateway was built without")
-    try:
-        weights = spec.weights_path()
-    except (ModelFileMissing, ValueError):
-        weights = None  # a remote embedding model: the head only reads its vectors
     section = classifier_section(job.classifier_targets, spec.name, embeddings.info(spec.name).dimension,
                                  str(paths.examples), str(paths.features))
-    return trainer_job(job, paths, weights, setup.cache_dir, setup.threads, section)
+    # No base weights: the trainer reads the vectors the gateway makes with the embedding model.
+    return trainer_job(job, paths, None, setup.cache_dir, setup.threads, section)
 
 
 class JobExecution:
