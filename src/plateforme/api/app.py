@@ -13,7 +13,7 @@ from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
 from plateforme.api.json_guard import JSONBodyGuard
 from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
-from plateforme.api.routes import embeddings, ocr, traces
+from plateforme.api.routes import embeddings, moderations, ocr, traces
 from plateforme.api.routes import documents, libraries, library_search
 from plateforme.api.routes import classifications
 from plateforme.api.unhandled_errors import UnhandledErrors
@@ -32,6 +32,7 @@ from plateforme.retrieval.language_centering import retrieval_embeddings
 from plateforme.retrieval.search import LibrarySearch
 from plateforme.files.signing import UrlSigner, load_signing_key
 from plateforme.models.registry import ModelRegistry
+from plateforme.moderation.assembly import build_moderation
 from plateforme.observability.install import install_observability
 from plateforme.ocr.config import ocr_config_from_settings
 from plateforme.ocr.service import OCRService
@@ -93,6 +94,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
             yield
         finally:
             await app.state.libraries.close()
+            await app.state.moderation.close()
             await app.state.fine_tuning_parts.close()
             await app.state.embeddings.close()
             await pool.stop()
@@ -122,6 +124,8 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
                                           "embeddings": app.state.embeddings,
                                           "classifications": app.state.classifiers})
     app.state.classifiers.pipeline = app.state.pipeline
+    app.state.moderation = build_moderation(settings, registry, app.state.embeddings, app.state.pipeline,
+                                            load_head=app.state.classifiers.load_head)
     app.add_middleware(JSONBodyGuard)  # inside DefaultJSONContentType: sees the body's final content type
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
@@ -129,7 +133,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.add_middleware(BodyReadTimeout, idle_s=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(UnhandledErrors)  # last: outermost of ours, just inside Starlette's error middleware
     for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces, ocr,
-                   embeddings, library_search, libraries, documents):  # search before /v1/libraries/{id}
+                   embeddings, moderations, library_search, libraries, documents):  # search before /v1/libraries/{id}
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(classifications.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
