@@ -3,8 +3,8 @@
 The judge runs on the real default model (SmolLM2-135M on a llama.cpp worker) through the real
 request pipeline of a gateway app in this process (its lifespan on a background event loop, as
 in test_pipeline.py): its verdict is constrained by structured outputs, and its generations are
-billed to the caller's workspace like any chat request. One module fixture; two judged texts
-(about 140 generated tokens in all).
+billed to the caller's workspace like any chat request. One module fixture; one judged text
+(a few dozen generated tokens).
 
 The guard model is a remote server the operator runs (Llama Guard on vLLM, a moderation
 endpoint...), which cannot run here: a small real HTTP server in this process STANDS IN FOR IT,
@@ -110,11 +110,13 @@ def test_the_judge_on_the_real_model_answers_a_score_per_category_billed_to_the_
     assert "You lost the match." in asked.messages[1]["content"] and asked.json_schema == verdict_schema(CATEGORIES_2603)
 
 
-def test_the_judge_scores_only_its_categories(gateway):
-    judge = LlmJudgeProvider("judge-two", DEFAULT_MODEL, gateway.complete(), categories=("selfharm", "health"))
+def test_the_judge_asks_for_and_scores_only_its_categories():
+    judge = LlmJudgeProvider("judge-two", "m", None, categories=("selfharm", "health"))
     assert judge.categories == {"selfharm", "health"}
-    result = gateway.run(judge.score, gateway.principal("judge-two-ws"), [ModerationInput("I feel sad today.")])
-    assert set(result.scores[0]) == {"selfharm", "health"}
+    asked = judge.request(ModerationInput("I feel sad today."))
+    assert set(asked.json_schema["properties"]) == {"selfharm", "health"}
+    assert "- selfharm:" in asked.messages[0]["content"] and "- pii:" not in asked.messages[0]["content"]
+    assert judge.read_verdict(_answer('{"health": 4}')) == {"selfharm": 0.0, "health": 0.4}
 
 
 def test_a_judge_whose_model_cannot_answer_raises_a_provider_error(gateway):
