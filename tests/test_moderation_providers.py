@@ -107,7 +107,8 @@ def test_the_judge_on_the_real_model_answers_a_score_per_category_billed_to_the_
     # The context travels in the judged prompt, not as turns the judge would answer.
     asked = judge.request(item)
     assert [m["role"] for m in asked.messages] == ["system", "user"]
-    assert "You lost the match." in asked.messages[1]["content"] and asked.json_schema == verdict_schema(CATEGORIES_2603)
+    assert "You lost the match." in asked.messages[1]["content"]
+    assert asked.json_schema == verdict_schema(CATEGORIES_2603)
 
 
 def test_the_judge_asks_for_and_scores_only_its_categories():
@@ -242,7 +243,8 @@ def test_json_scores_and_qwen3guard_answers_are_read_through_the_map(guard_url):
                                category_map={"violence": "violence_and_threats", "hate": ["hate_and_discrimination"],
                                              "Violent": ["violence_and_threats", "dangerous"]})
     assert guard.categories == {"violence_and_threats", "hate_and_discrimination", "dangerous"}
-    json_scores, qwen = asyncio.run(_score(guard, [ModerationInput("[json] a text"), ModerationInput("[qwen] a text")])).scores
+    items = [ModerationInput("[json] a text"), ModerationInput("[qwen] a text")]
+    json_scores, qwen = asyncio.run(_score(guard, items)).scores
     assert json_scores == {"violence_and_threats": 0.8, "hate_and_discrimination": 0.15, "dangerous": 0.0}
     assert qwen == {"violence_and_threats": 0.5, "hate_and_discrimination": 0.0, "dangerous": 0.5}
     with pytest.raises(ValueError, match="names violent_stuff, which are not categories of mistral-moderation-2603"):

@@ -8,9 +8,9 @@ capability for the caller's workspace (the `prompt_tokens` this provider reports
 meter), or the request pipeline's chat (which bills the generations itself: do not meter them
 twice). The answer is constrained by structured outputs to an object naming only the categories
 present, each with a severity from 1 to 10 (`{}` when none is), so it always parses and costs few
-tokens on the many texts that are fine; a category's score is its severity / 10, 0 when absent. A model that cannot answer (its worker down, the caller
-over a limit, an answer cut by max_tokens or not following the schema) raises
-ModerationProviderError with the cause.
+tokens on the many texts that are fine; a category's score is its severity / 10, 0 when absent. A
+model that cannot answer (its worker down, the caller over a limit, an answer cut by max_tokens
+or not following the schema) raises ModerationProviderError with the cause.
 """
 
 import asyncio

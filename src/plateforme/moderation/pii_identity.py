@@ -15,7 +15,8 @@ _AFTER = r"[^\d\n]{0,40}?"   # what may stand between the word and the number, o
 _END = r"(?![\w]|[.,]\d)"
 
 _SSN = re.compile(r"(?<![\w-])(\d{3})-(\d{2})-(\d{4})(?![\w-])")
-_SSN_NAMED = re.compile(r"(?i:\b(?:ssn|social\s+security(?:\s+number)?)\b)" + _AFTER + r"((\d{3}) ?(\d{2}) ?(\d{4}))" + _END)
+_SSN_NAMED = re.compile(r"(?i:\b(?:ssn|social\s+security(?:\s+number)?)\b)" + _AFTER
+                        + r"((\d{3}) ?(\d{2}) ?(\d{4}))" + _END)
 _NHS_NAMED = re.compile(r"\bNHS\b" + _AFTER + r"((\d{3}) ?(\d{3}) ?(\d{4}))" + _END)
 _NINO = re.compile(r"(?<![\w])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?([A-D])(?![\w])")
 _PASSPORT_NAMED = re.compile(r"(?i:\b(?:passport|passeport|reisepass|pasaporte)s?\b)" + _AFTER
