@@ -171,6 +171,8 @@ class _StandInGuard(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+        if self.path not in ("/v1/moderations", "/v1/chat/completions"):
+            return self._send(404, {"detail": "Not Found"})
         if self.path == "/v1/moderations":
             results = [{"flagged": "kill" in t, "categories": {},
                         "category_scores": {"violence": 0.9 if "kill" in t else 0.01, "self-harm/intent": 0.2,
@@ -279,6 +281,12 @@ def _closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"
+
+
+def test_a_guard_at_the_wrong_path_is_told_where_to_look(guard_url):
+    guard = GuardModelProvider("guard", guard_url.removesuffix("/v1"), "llama-guard-3")
+    with pytest.raises(ModerationProviderError, match="answered 404.*ending in /v1"):
+        asyncio.run(_score(guard, [ModerationInput("hello")]))
 
 
 @pytest.mark.parametrize("text, timeout_s, reason", [

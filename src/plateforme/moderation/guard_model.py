@@ -47,7 +47,7 @@ def _normalized_map(name: str, category_map: dict | str) -> dict[str, tuple[str,
 
 class GuardModelProvider:
     def __init__(self, name: str, base_url: str, model: str, api_key: str | None = None,
-                 category_map: dict | None = None, timeout_s: float = 10.0, *, api: str = "chat",
+                 category_map: dict | str | None = None, timeout_s: float = 10.0, *, api: str = "chat",
                  categories=None, max_concurrency: int = 8):
         """`category_map`: {their category or code: one of ours or a list of ours}, or the name of
         one in guard_verdicts.NAMED_MAPS ("llama_guard_3", "qwen3_guard", "openai_moderation"...)
@@ -94,7 +94,9 @@ class GuardModelProvider:
             raise self._fail(f"cannot reach the server ({exc!r}); check that it runs and that base_url "
                              "is its OpenAI-compatible base URL (ending in /v1)", exc) from exc
         if response.status_code != 200:
-            raise self._fail(f"POST {path} answered {response.status_code}: {response.text[:300]}")
+            hint = (f"; is base_url its OpenAI-compatible base URL (ending in /v1), and does it serve {path}?"
+                    if response.status_code in (404, 405) else "")
+            raise self._fail(f"POST {path} answered {response.status_code}: {response.text[:300]}{hint}")
         try:
             answer = response.json()
         except ValueError as exc:
