@@ -40,6 +40,7 @@ from plateforme.models.registry import ModelRegistry
 from plateforme.storage.blobs.local import LocalBlobStore
 from plateforme.storage.database import open_database
 from plateforme.storage.tables import Workspace
+from plateforme.training.classifier_hyper import DEFAULT_LEARNING_RATE
 
 KEY = "classifier-test-key"
 # The packaged embedding model under its packaged name (the moderation models' head reads it too);
@@ -120,8 +121,8 @@ def test_targets_hyperparameters_and_base_model_are_checked():
                        ([{"name": "t", "labels": ["a", "b"]}] * 2, "target name(s) 't' given twice")]:
         with pytest.raises(FineTuningError, match=words.replace("(", r"\(").replace(")", r"\)")):
             checked_targets(bad)
-    assert checked_hyperparameters({"training_steps": 5}) == {"learning_rate": 1e-3, "weight_decay": 0.1,
-                                                              "warmup_fraction": 0.05, "training_steps": 5}
+    assert checked_hyperparameters({"training_steps": 5}) == {  # the head's own default learning rate
+        "learning_rate": DEFAULT_LEARNING_RATE, "weight_decay": 0.1, "warmup_fraction": 0.05, "training_steps": 5}
     with pytest.raises(FineTuningError, match="lora_rank do not apply"):
         checked_hyperparameters({"lora_rank": 4})
     registry = ModelRegistry.from_file(None)  # the packaged models: SmolLM2 and multilingual-e5-small
@@ -346,6 +347,17 @@ def test_cards_rename_and_archive(server, session, trained):
     chat = httpx.post(f"{server.url}/v1/chat/completions", headers=headers(), timeout=30,
                       json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
     assert chat.status_code == 400 and "classifier" in chat.json()["message"], chat.text
+
+
+def test_moderation_models_have_cards(server):
+    listed = httpx.get(f"{server.url}/v1/models", headers=headers()).json()
+    validate_response("/v1/models", "get", 200, listed)
+    moderation = next(m for m in listed["data"] if m["id"] == "mistral-moderation-2603")
+    assert moderation["capabilities"]["moderation"] and not moderation["capabilities"]["completion_chat"]
+    assert len(moderation["categories"]) == 11 and set(moderation["default_thresholds"]) == set(moderation["categories"])
+    latest = httpx.get(f"{server.url}/v1/models/mistral-moderation-latest", headers=headers()).json()
+    validate(latest, "BaseModelCard")
+    assert latest["capabilities"]["moderation"] and latest["categories"] == moderation["categories"]
 
 
 def test_another_workspace_sees_and_uses_none_of_it(server, trained, files, other_key):
