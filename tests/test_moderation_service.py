@@ -235,6 +235,27 @@ def test_a_conversation_turn_is_judged_with_its_context():
     assert judged_text(ModerationInput("alone")) == "alone"
 
 
+def test_a_fine_tunes_head_is_loaded_at_first_use_and_a_failed_load_is_a_provider_error():
+    embeddings = StandInEmbeddings({"threat": np.array([1.0, 0.0])})
+    loads = []
+
+    async def load():
+        loads.append(1)
+        return two_label_head({})
+
+    provider = HeadProvider("tuned", None, embeddings, load=load)
+    assert provider.categories == set(CATEGORIES_2603)  # unknown until loaded
+    run(provider.score(DEV_PRINCIPAL, [ModerationInput("threat")]))
+    run(provider.score(DEV_PRINCIPAL, [ModerationInput("threat")]))
+    assert loads == [1] and provider.categories == {"violence_and_threats", "pii"}
+
+    def gone():
+        raise LookupError("no classifier fine-tune 'ft:x' on this platform")
+
+    with pytest.raises(ModerationProviderError, match="cannot load its classifier head: no classifier fine-tune"):
+        run(HeadProvider("tuned", None, embeddings, load=gone).score(DEV_PRINCIPAL, [ModerationInput("threat")]))
+
+
 def test_a_head_missing_wanted_categories_is_refused():
     with pytest.raises(ValueError, match="no label for selfharm"):
         HeadProvider("mine", two_label_head({}), None, frozenset({"pii", "selfharm"}))
