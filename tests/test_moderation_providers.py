@@ -93,13 +93,15 @@ async def _wait_ready(worker, timeout: float = 120) -> None:
 
 def test_the_judge_on_the_real_model_answers_a_score_per_category_billed_to_the_caller(gateway):
     who = gateway.principal("judge-ws")
-    judge = LlmJudgeProvider("judge", DEFAULT_MODEL, gateway.complete())
+    # Four categories, not eleven: the verdict (at most one severity each) stays a few dozen tokens.
+    categories = ("hate_and_discrimination", "violence_and_threats", "selfharm", "pii")
+    judge = LlmJudgeProvider("judge", DEFAULT_MODEL, gateway.complete(), categories=categories)
     item = ModerationInput("I will find you and hurt you.",
                            context=({"role": "user", "content": "You lost the match."},
                                     {"role": "assistant", "content": "Yes, sorry."}))
     result = gateway.run(judge.score, who, [item])
     [scores] = result.scores
-    assert set(scores) == set(CATEGORIES_2603)
+    assert set(scores) == set(categories)
     assert all(0 <= s <= 1 and round(s * 10) == s * 10 for s in scores.values()), scores
     [row] = gateway.usage_rows(who.workspace_id)  # the judge's generation, billed as the caller's chat
     assert row.route == "chat" and row.model == DEFAULT_MODEL and row.completion_tokens > 0
@@ -108,7 +110,7 @@ def test_the_judge_on_the_real_model_answers_a_score_per_category_billed_to_the_
     asked = judge.request(item)
     assert [m["role"] for m in asked.messages] == ["system", "user"]
     assert "You lost the match." in asked.messages[1]["content"]
-    assert asked.json_schema == verdict_schema(CATEGORIES_2603)
+    assert asked.json_schema == verdict_schema(categories)
 
 
 def test_the_judge_asks_for_and_scores_only_its_categories():
