@@ -245,6 +245,15 @@ def test_redact_replaces_each_kind_with_its_label_and_keeps_the_rest():
     assert redact(BUSINESS_TEXT) == BUSINESS_TEXT
 
 
+def test_numbers_grouped_with_no_break_or_thin_spaces_are_found_as_written():
+    text = ("Tél.\u00a0: 06\u00a012\u00a034\u00a056\u00a078, "
+            "IBAN FR76\u202f3000\u202f6000\u202f0112\u202f3456\u202f7890\u202f189")
+    assert found(text) == [("phone", "06\u00a012\u00a034\u00a056\u00a078"),
+                           ("iban", "FR76\u202f3000\u202f6000\u202f0112\u202f3456\u202f7890\u202f189")]
+    assert redact(text) == "Tél.\u00a0: [PHONE], IBAN [IBAN]"
+    assert found("Montant\u00a0: 1\u00a0234\u00a0567,89\u00a0€") == []
+
+
 def test_redact_with_given_matches_replaces_those_only():
     text = "a@b.fr et c@d.fr"
     first = find_pii(text)[0]

@@ -138,6 +138,9 @@ def _overlaps(match: PiiMatch, spans) -> bool:
 
 
 _DIGIT = re.compile(r"\d")
+# No-break and thin spaces (French typography, copied text) separate groups as a space does; one
+# character for one, so offsets hold.
+_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " "})
 
 
 def find_pii(text: str) -> list[PiiMatch]:
@@ -145,6 +148,7 @@ def find_pii(text: str) -> list[PiiMatch]:
 
     Where two kinds claim the same characters, the more specific wins: email, IBAN, NIR, SIRET,
     card, NHS, SSN, NINO, passport, SIREN, date of birth, plate, phone."""
+    original, text = text, text.translate(_SPACES)
     emails = list(_emails(text)) if "@" in text else []
     if not _DIGIT.search(text):
         return emails  # every other kind has digits
@@ -160,7 +164,7 @@ def find_pii(text: str) -> list[PiiMatch]:
                 continue
             if not _overlaps(match, [(c.start, c.end) for c in chosen]):
                 chosen.append(match)
-    return sorted(chosen, key=lambda m: m.start)
+    return [PiiMatch(m.kind, m.start, m.end, original[m.start:m.end]) for m in sorted(chosen, key=lambda m: m.start)]
 
 
 def redact(text: str, matches: list[PiiMatch] | None = None) -> str:
