@@ -24,7 +24,7 @@ JSON to benchmarks/results/. Exits 1 when a server fails or answers an error (bu
 target is missed (that is a measurement).
 
     python benchmarks/bench_moderation.py [--quick] [--latency-requests 200] [--chat-rounds 20]
-        [--judge-per-category 2] [--judge-benign 3] [--skip-judge] [--skip-head]
+        [--judge-per-category 2] [--judge-benign 3] [--skip-judge] [--skip-head] [--mistakes]
 """
 
 import argparse
@@ -77,7 +77,7 @@ def quality(http: httpx.Client, name: str, heldout: list[ev.Example], business: 
     flagged_heldout, s1 = moderate(http, heldout, f"{name}, held-out set")
     flagged_business, s2 = moderate(http, business, f"{name}, business questions")
     return {"heldout_lines": len(heldout), "business_lines": len(business), "seconds": s1 + s2,
-            "scores": ev.category_scores(heldout, flagged_heldout),
+            "scores": ev.category_scores(heldout, flagged_heldout), "mistakes": ev.mistakes(heldout, flagged_heldout),
             "hard_negatives": ev.false_positives(heldout, flagged_heldout),
             "business": ev.false_positives(business, flagged_business)}
 
@@ -91,6 +91,7 @@ def pii_quality(heldout: list[ev.Example], business: list[ev.Example]) -> dict:
 
     flagged_heldout, flagged_business = flags(heldout), flags(business)
     return {"scores": ev.category_scores(heldout, flagged_heldout, ("pii",)),
+            "mistakes": ev.mistakes(heldout, flagged_heldout, ("pii",)),
             "hard_negatives": ev.false_positives(heldout, flagged_heldout),
             "business": ev.false_positives(business, flagged_business)}
 
@@ -211,7 +212,7 @@ def run_alone(name: str, models: list[dict], spec: dict, heldout, business) -> d
         gateway.stop()
 
 
-def report(result: dict) -> None:
+def report(result: dict, show_mistakes: bool = False) -> None:
     for name, q in result["providers"].items():
         categories = ("pii",) if name == "pii" else ev.CATEGORIES_2603
         print(ev.format_scores(f"{name} ({q['heldout_lines']} held-out lines)" if "heldout_lines" in q else name,
@@ -221,6 +222,10 @@ def report(result: dict) -> None:
             print(f"  {texts} texts in {q['seconds']:.1f} s ({texts / q['seconds']:.1f} texts/s, batches of {BATCH})")
         print("  " + ev.format_fpr("business questions", q["business"]))
         print("  " + ev.format_fpr("held-out benign look-alikes", q["hard_negatives"]))
+        for category, m in q["mistakes"].items() if show_mistakes else ():
+            print(f"  {category}: missed {len(m['missed'])}, flagged wrongly {len(m['flagged_wrongly'])}")
+            print("".join(f"    - {text}\n" for text in m["missed"]) + "".join(
+                f"    + {text}\n" for text in m["flagged_wrongly"]), end="")
     targets = []
     default = result["providers"].get("default")
     if default:
@@ -268,6 +273,8 @@ def main() -> None:
                         help="benign lines per language of each benign set the judge sees")
     parser.add_argument("--skip-judge", action="store_true")
     parser.add_argument("--skip-head", action="store_true")
+    parser.add_argument("--mistakes", action="store_true",
+                        help="list each provider's misses (-) and wrong flags (+) per category (also in the JSON)")
     args = parser.parse_args()
     if args.quick:
         args.latency_requests, args.chat_rounds, args.judge_per_category, args.judge_benign = 50, 5, 1, 1
@@ -297,7 +304,7 @@ def main() -> None:
                                                      judged, judged_business)
     except BenchError as exc:
         sys.exit(f"bench_moderation: {exc}")
-    report(result)
+    report(result, args.mistakes)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"bench_moderation-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False))

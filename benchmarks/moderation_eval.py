@@ -107,6 +107,17 @@ def category_scores(examples: list[Example], flagged: list[set[str]], categories
     return out
 
 
+def mistakes(examples: list[Example], flagged: list[set[str]], categories=CATEGORIES_2603) -> dict:
+    """Per category, the lines it missed and the lines it flagged wrongly (texts)."""
+    out = {}
+    for c in categories:
+        missed = [e.text for e, f in zip(examples, flagged) if c in e.labels and c not in f]
+        wrong = [e.text for e, f in zip(examples, flagged) if c in f and c not in e.labels]
+        if missed or wrong:
+            out[c] = {"missed": missed, "flagged_wrongly": wrong}
+    return out
+
+
 def false_positives(examples: list[Example], flagged: list[set[str]]) -> dict:
     """Benign lines flagged for anything: the rate, by language, and which categories fired."""
     benign = [(e, f) for e, f in zip(examples, flagged) if not e.labels]
