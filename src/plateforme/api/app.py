@@ -26,6 +26,7 @@ from plateforme.files.service import FileService
 from plateforme.fim.service import FIMService
 from plateforme.fine_tuning.assembly import build_fine_tuning
 from plateforme.generation.engine_resolution import EngineResolver
+from plateforme.guardrails.guard import GuardrailGuard
 from plateforme.libraries.assembly import build_libraries
 from plateforme.retrieval.index import open_chunk_index
 from plateforme.retrieval.language_centering import retrieval_embeddings
@@ -126,6 +127,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.classifiers.pipeline = app.state.pipeline
     app.state.moderation = build_moderation(settings, registry, app.state.embeddings, app.state.pipeline,
                                             load_head=app.state.classifiers.load_head)
+    app.state.pipeline.guards.append(GuardrailGuard(app.state.moderation, app.state.metrics))
     app.add_middleware(JSONBodyGuard)  # inside DefaultJSONContentType: sees the body's final content type
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
