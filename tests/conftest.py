@@ -49,26 +49,56 @@ def one_ssl_context_per_test_process():
     transports.create_ssl_context = original
 
 
-@pytest.fixture(scope="session")
-def start_server(tmp_path_factory):
-    """Factory: start a server with given models config / env; all are stopped at session end."""
-    started: list[ServerProcess] = []
+class _Servers:
+    """The servers tests start: a module's are stopped when the module ends, shared ones at the end."""
 
-    def start(models: list[dict] | None = None, env: dict | None = None) -> ServerProcess:
-        server = ServerProcess(tmp_path_factory.mktemp("server"), models, env)
-        started.append(server)
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
+        self.of_session: list[ServerProcess] = []
+        self.of_module: list[ServerProcess] = []
+
+    def start(self, models: list[dict] | None = None, env: dict | None = None, *,
+              shared: bool = False) -> ServerProcess:
+        server = ServerProcess(self.tmp_path_factory.mktemp("server"), models, env)
+        (self.of_session if shared else self.of_module).append(server)
         server.wait_healthy()
         return server
 
-    yield start
-    for server in started:
-        server.stop()
+    @staticmethod
+    def stop(servers: list[ServerProcess]) -> None:
+        while servers:
+            servers.pop().stop()
+
+
+@pytest.fixture(scope="session")
+def _servers(tmp_path_factory):
+    servers = _Servers(tmp_path_factory)
+    yield servers
+    servers.stop(servers.of_module)
+    servers.stop(servers.of_session)
+
+
+@pytest.fixture(scope="session")
+def start_server(_servers):
+    """Factory: start a server with given models config / env.
+
+    Stopped when the module that started it ends (idle servers and their llama.cpp workers kept
+    hundreds of MB each and a little CPU until the end of the session); `shared=True` for one that
+    several modules use (stopped at the end of the session)."""
+    return _servers.start
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_the_modules_servers(_servers):
+    """Set up before a module's own fixtures, so torn down after them: its servers are no longer used."""
+    yield
+    _servers.stop(_servers.of_module)
 
 
 @pytest.fixture(scope="session")
 def server(start_server) -> ServerProcess:
     """The platform with its packaged default config (default model, 16 slots)."""
-    return start_server()
+    return start_server(shared=True)
 
 
 @pytest.fixture
@@ -112,5 +142,13 @@ def database_env(request, kind: str) -> dict:
 
 @pytest.fixture(scope="session")
 def training_cache_dir(tmp_path_factory) -> Path:
-    """One cache of dequantised base weights for every fine-tuning test of the session."""
-    return tmp_path_factory.mktemp("training-cache")
+    """One cache of dequantised base weights (and tokenizer) for every fine-tuning test of the run.
+
+    Under pytest-xdist each worker has its own base temporary directory inside the run's: the
+    cache goes in the run's, so the workers share it (filling it costs about a minute of CPU;
+    entries are renamed into place whole, so two trainers filling it at once are harmless)."""
+    base = tmp_path_factory.getbasetemp()
+    run_dir = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    cache = run_dir / "training-cache"
+    cache.mkdir(exist_ok=True)
+    return cache

@@ -44,6 +44,6 @@ def shared_server(start_server, tmp_path_factory) -> tuple[ServerProcess, dict[s
             default_model_entry(name=STARCODER_FIM, path=str(fim_gguf), parallel=2, max_queue=4, aliases=[]),
             default_model_entry(parallel=2, max_queue=4),
         ]
-        _shared["server"] = start_server(models=models)
+        _shared["server"] = start_server(models=models, shared=True)  # stopped at the end of the session
         _shared["tokenizers"] = {TINY: Path(spec.tokenizer), TINY_V11: v11}
     return _shared["server"], _shared["tokenizers"]

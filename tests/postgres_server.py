@@ -35,8 +35,13 @@ def _service_user() -> str:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+        if made.returncode:
+            try:  # another pytest-xdist worker made it at the same moment
+                pwd.getpwnam("postgres")
+            except KeyError:
+                raise subprocess.CalledProcessError(made.returncode, made.args, stderr=made.stderr) from None
     return "postgres"
 
 
