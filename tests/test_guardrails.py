@@ -145,6 +145,10 @@ def test_a_blocked_request_is_a_403_recorded_as_blocked_and_generates_nothing(sd
                                                 "messages": [{"role": "user", "content": THREAT}]})
     assert r.status_code == 403 and r.json()["guardrails"][0]["blocked"], r.text
     assert _metric(http, "plateforme_tokens_total", model=DEFAULT_MODEL) == tokens_before
+    # The workspace's usage report counts the blocked requests and the tokens the checks read.
+    (usage,) = [u for u in http.get("/v1/usage", params={"group_by": "model"}).json()["data"]
+                if u["model"] == DEFAULT_MODEL]
+    assert usage["blocked_requests"] >= 2 and usage["guardrail_tokens"] > 0, usage
 
 
 def test_action_none_answers_with_the_scores(sdk, http, db):

@@ -95,7 +95,10 @@ async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
 
 
 async def _refused(_: Request, exc: RequestRefused) -> JSONResponse:
-    return error_response(403, f"Request blocked: {exc}.", "forbidden")
+    body = error_body(403, f"Request blocked: {exc}.", "forbidden")
+    if exc.report:  # what the guardrails checked and their scores, as chat completions echo them
+        body["guardrails"] = exc.report
+    return JSONResponse(jsonable_encoder(body), status_code=403)
 
 
 async def _account(_: Request, exc: AccountError) -> JSONResponse:

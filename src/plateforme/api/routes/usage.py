@@ -20,6 +20,9 @@ class UsageRow(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # Requests a guardrail refused (403, no generation), and the tokens guardrails' checks read.
+    blocked_requests: int = 0
+    guardrail_tokens: int = 0
 
 
 class UsageReport(BaseModel):
