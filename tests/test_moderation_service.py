@@ -25,6 +25,7 @@ from plateforme.moderation.service import (ModerationInputInvalid, ModerationMod
 from plateforme.pipeline.request_pipeline import RequestPipeline
 from plateforme.settings import Settings
 from plateforme.tenancy.principal import DEV_PRINCIPAL
+from plateforme.usage.rate_scopes import RateLimited
 
 
 class FixedProvider:
@@ -348,8 +349,41 @@ def test_judge_and_guard_are_built_from_the_config(tmp_path, monkeypatch):
         build()
     monkeypatch.setenv("TEST_GUARD_KEY", "secret")
     svc = build()
-    assert isinstance(svc.providers["judge"], LlmJudgeProvider) and isinstance(svc.providers["guard"], GuardModelProvider)
+    assert isinstance(svc.providers["judge"], LlmJudgeProvider)
+    assert isinstance(svc.providers["guard"], GuardModelProvider)
     assert svc.providers["guard"].categories == {"violence_and_threats", "criminal"}
     assert svc.routing["criminal"] == ["guard", "judge"] and svc.routing["pii"] == ["judge", "rules"]
     assert svc.routing["law"] == ["judge"]
     assert "judge (llm_judge), guard (guard), rules (pii)" in svc.cards()[0]["description"]
+
+
+class CountingBilling:
+    """The two calls the pipeline makes of billing (usage/billing.py): admit, then record; refuses
+    once `limit` requests were admitted, as a workspace over its requests-per-minute would be."""
+
+    def __init__(self, limit: int):
+        self.limit, self.admitted, self.records = limit, 0, []
+
+    async def admit(self, who):
+        if self.admitted >= self.limit:
+            raise RateLimited("requests per minute", 7)
+        self.admitted += 1
+
+    async def record(self, who, model, route, request_id, prompt_tokens, completion_tokens, **extra):
+        self.records.append((who.workspace_id, model, route, prompt_tokens, completion_tokens))
+
+
+def test_a_moderation_is_limited_and_metered_through_the_pipeline():
+    billing = CountingBilling(limit=1)
+    head = FixedProvider("head", low(), tokens=5)
+    svc = service(config(providers={"head": {"type": "head"}}, categories={"*": ["head"]}), {"head": head})
+    svc.pipeline = RequestPipeline(billing, None, None, {"moderations": svc})
+    items = [ModerationInput("a"), ModerationInput("b")]
+    outcome = run(svc.moderate(DEV_PRINCIPAL, "mistral-moderation-latest", items))
+    assert outcome.prompt_tokens == 5 and len(outcome.results) == 2
+    assert billing.records == [(DEV_PRINCIPAL.workspace_id, "mistral-moderation-2603", "moderations", 5, 0)]
+    with pytest.raises(RateLimited):
+        run(svc.moderate(DEV_PRINCIPAL, "mistral-moderation-2411", [ModerationInput("a")]))
+    assert head.calls == 1  # refused before any provider ran
+    run(svc.scores(DEV_PRINCIPAL, [ModerationInput("a")], metered=False))  # a caller already metered
+    assert len(billing.records) == 1 and billing.admitted == 1
