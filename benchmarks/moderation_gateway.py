@@ -49,7 +49,8 @@ class Gateway:
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def log_tail(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()[-3000:]
 
     def wait_healthy(self, timeout: float = 240) -> None:
