@@ -6,6 +6,7 @@ provider reads vectors from a stand-in for the embedding service (the embeddings
 tested in test_embeddings.py; the shipped head end to end in test_moderation_api.py)."""
 
 import asyncio
+import hashlib
 import textwrap
 
 import numpy as np
@@ -269,6 +270,10 @@ def test_the_shipped_head_is_a_moderation_head_over_the_default_embeddings():
     assert provider.categories == set(CATEGORIES_2603)
     thresholds = head.metadata["thresholds"]
     assert set(thresholds) == set(CATEGORIES_2603) and all(0 < t < 1 for t in thresholds.values())
+    # Trained on the seed set as it is: a changed seed file needs scripts/train_moderation_head.py again.
+    seed = DEFAULT_HEAD_PATH.parent.parent / "seed"
+    trained_on = {name: f["sha256"] for name, f in head.metadata["seed_set"]["files"].items()}
+    assert trained_on == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(seed.glob("*.jsonl"))}
 
 
 # -- assembly and cards
