@@ -23,7 +23,7 @@ stopped before the next. Prints what it measures, the targets and whether they a
 JSON to benchmarks/results/. Exits 1 when a server fails or answers an error (bugs), not when a
 target is missed (that is a measurement).
 
-    python benchmarks/bench_moderation.py [--quick] [--latency-requests 200] [--chat-rounds 20]
+    python benchmarks/bench_moderation.py [--quick] [--latency-requests 200] [--chat-rounds 30]
         [--judge-per-category 2] [--judge-benign 3] [--skip-judge] [--skip-head] [--mistakes]
 """
 
@@ -178,8 +178,10 @@ def guardrail_overhead(http: httpx.Client, chat_model: str, rounds: int, max_tok
             (guarded_ms if kind == "guarded" else plain_ms).append((time.perf_counter() - began) * 1000)
             tokens.add((kind, answer["usage"]["completion_tokens"]))
     plain, with_guard = statistics.median(plain_ms), statistics.median(guarded_ms)
+    paired = statistics.median(g - p for g, p in zip(guarded_ms, plain_ms))  # each round's two, side by side
     return {"rounds": rounds, "max_tokens": max_tokens, "guardrails": guardrails, "note": note,
             "plain_p50_ms": plain, "guarded_p50_ms": with_guard, "overhead_ms": with_guard - plain,
+            "paired_overhead_p50_ms": paired,
             "ratio": with_guard / plain, "completion_tokens": sorted(tokens),
             "echoed_guardrails": first.json().get("guardrails"), "enforced": guardrails_active(http, body),
             "server_guardrail_seconds": guardrail_metric(http)}
@@ -246,7 +248,8 @@ def report(result: dict, show_mistakes: bool = False) -> None:
     elif g:
         print(f"guardrail overhead on a chat completion ({g['max_tokens']} tokens max, {g['rounds']} rounds each, "
               f"alternating): without {g['plain_p50_ms']:.1f} ms, with {g['guarded_p50_ms']:.1f} ms (p50): "
-              f"{g['overhead_ms']:+.1f} ms, x{g['ratio']:.3f}; completion tokens {g['completion_tokens']}")
+              f"{g['overhead_ms']:+.1f} ms, x{g['ratio']:.3f}; median of the rounds' differences "
+              f"{g['paired_overhead_p50_ms']:+.1f} ms; completion tokens {g['completion_tokens']}")
         if g["server_guardrail_seconds"]:
             print("  server's plateforme_guardrail_seconds: " + ", ".join(
                 f"{stage} {v['mean_ms']:.1f} ms mean over {v['count']:.0f}" for stage, v in
@@ -265,7 +268,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a reduced run: 50 latency requests, 5 chat rounds, the judge on 1 line per category")
     parser.add_argument("--latency-requests", type=int, default=200)
-    parser.add_argument("--chat-rounds", type=int, default=20)
+    parser.add_argument("--chat-rounds", type=int, default=30)
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--judge-per-category", type=int, default=2,
                         help="held-out lines per category and language the judge sees (it is slow)")
