@@ -50,7 +50,8 @@ def test_usage_equals_what_clients_were_told(platform):
     assert by_model == [{"model": "smollm2-135m-instruct", "requests": 2,
                          "prompt_tokens": sum(u.prompt_tokens for u in told),
                          "completion_tokens": sum(u.completion_tokens for u in told),
-                         "total_tokens": sum(u.total_tokens for u in told)}]
+                         "total_tokens": sum(u.total_tokens for u in told),
+                         "blocked_requests": 0, "guardrail_tokens": 0}]  # no guardrails asked for, none blocked
     by_day = httpx.get(f"{platform.url}/v1/usage", headers=h).json()["data"]
     assert len(by_day) == 1 and by_day[0]["total_tokens"] == by_model[0]["total_tokens"]
     everyone = httpx.get(f"{platform.url}/v1/admin/usage", headers=platform.headers).json()["data"]
