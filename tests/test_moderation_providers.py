@@ -106,6 +106,7 @@ def test_the_judge_on_the_real_model_answers_a_score_per_category_billed_to_the_
     [row] = gateway.usage_rows(who.workspace_id)  # the judge's generation, billed as the caller's chat
     assert row.route == "chat" and row.model == DEFAULT_MODEL and row.completion_tokens > 0
     assert result.prompt_tokens == row.prompt_tokens > 0
+    assert result.completion_tokens == row.completion_tokens  # the verdict's tokens are reported too
     # The context travels in the judged prompt, not as turns the judge would answer.
     asked = judge.request(item)
     assert [m["role"] for m in asked.messages] == ["system", "user"]

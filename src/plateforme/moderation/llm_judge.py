@@ -119,7 +119,7 @@ class LlmJudgeProvider:
             scores[category] = value / SCALE
         return scores
 
-    async def _judge(self, who: Principal, item: ModerationInput) -> tuple[dict[str, float], int]:
+    async def _judge(self, who: Principal, item: ModerationInput) -> tuple[dict[str, float], int, int]:
         async with self._slots:
             try:
                 completion = await self._complete(who, self.request(item))
@@ -127,8 +127,9 @@ class LlmJudgeProvider:
                 raise
             except Exception as exc:  # the model could not answer: the cause travels in the message
                 raise self._fail(f"the chat completion failed: {exc}", exc) from exc
-        return self.read_verdict(completion), completion.usage.prompt_tokens
+        return self.read_verdict(completion), completion.usage.prompt_tokens, completion.usage.completion_tokens
 
     async def score(self, who: Principal, items: list[ModerationInput]) -> ProviderScores:
         judged = await asyncio.gather(*(self._judge(who, item) for item in items))
-        return ProviderScores([scores for scores, _ in judged], sum(tokens for _, tokens in judged))
+        return ProviderScores([scores for scores, _, _ in judged], sum(prompt for _, prompt, _ in judged),
+                              sum(generated for _, _, generated in judged))

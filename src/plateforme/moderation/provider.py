@@ -24,6 +24,7 @@ class ModerationInput:
 class ProviderScores:
     scores: list[dict[str, float]]   # one {category: score} per input, for the provider's categories
     prompt_tokens: int = 0           # tokens the provider read (metered as the request's usage)
+    completion_tokens: int = 0       # tokens it generated (an LLM judge's verdicts), metered too
 
 
 class ModerationProvider(Protocol):

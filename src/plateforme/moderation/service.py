@@ -154,7 +154,7 @@ class ModerationService:
                 row[category] = min(1.0, max(0.0, max(values, default=0.0)))
             rows.append(row)
         tokens = sum(answer.prompt_tokens for answer in answers)
-        return ModerationScores(rows, Usage(tokens, 0))
+        return ModerationScores(rows, Usage(tokens, sum(answer.completion_tokens for answer in answers)))
 
     def thresholds(self, model: str) -> dict[str, float]:
         return dict(self.category_set(model).thresholds)
