@@ -5,6 +5,7 @@ embedding worker's parameters."""
 
 import argparse
 import asyncio
+import time
 import base64
 
 import numpy as np
@@ -122,6 +123,21 @@ def test_a_refused_input_fails_only_its_caller():
         assert isinstance(bad, EngineRejected)
         assert good.vectors.shape == (2, 8) and good.prompt_tokens == 2
         assert engine.calls == [["ok", "fine", "bad"], ["ok", "fine"], ["bad"]]
+    asyncio.run(run())
+
+
+def test_a_lone_call_is_not_held_back_and_calls_in_company_wait_for_each_other():
+    async def run():
+        engine = ScriptedEngine()
+        batcher = EmbeddingBatcher(engine, max_batch=8, wait_s=0.3)
+        began = time.monotonic()
+        await batcher.embed(["alone"], "query")
+        assert time.monotonic() - began < 0.15  # not the 0.3 s batching wait
+        first = asyncio.create_task(batcher.embed(["b"], "query"))  # right after the other: in company
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(batcher.embed(["c"], "query"))  # joins it during its wait
+        await asyncio.gather(first, second)
+        assert engine.calls == [["alone"], ["b", "c"]]
     asyncio.run(run())
 
 

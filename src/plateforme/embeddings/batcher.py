@@ -8,12 +8,15 @@ caller's texts may span several batches), and at most `engine.admission.slots` b
 once. A batch first gives every waiting caller an equal share of its room, then fills the rest
 in arrival order, and the input types take turns: a search query or a short API request joins
 the next batch even behind the thousands of chunks of a document being ingested. While the engine is busy, new texts pile up and go together in the next batch; when it is
-idle, a batch waits `wait_s` for others to join unless it is already full. A batch the engine
+idle, a batch waits `wait_s` for others to join unless it is already full, or its caller came
+alone (no other call in the `ALONE_S` before it: a lone request, e.g. one text to moderate, is
+not kept waiting for company that is not coming). A batch the engine
 refuses (EngineRejected: one caller's input) is retried caller by caller, so one bad input only
 fails its own caller. A caller that goes away before its texts are taken costs nothing.
 """
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -23,6 +26,7 @@ from plateforme.engines.embedding_client import EmbeddingBatch, InputType
 from plateforme.engines.errors import EngineRejected, EngineUnavailable
 
 BATCH_TENANT = "(embeddings)"  # the admission tenant of batches (they mix workspaces)
+ALONE_S = 0.05  # a call with no other call this long before it is not held back for a batch
 
 
 @dataclass(eq=False)
@@ -72,6 +76,8 @@ class EmbeddingBatcher:
         self._running: set[asyncio.Task] = set()
         self._closed = False
         self._last_kind: InputType | None = None
+        self._last_arrival = float("-inf")
+        self._company = False  # the latest call came within ALONE_S of the one before it
         # Counted for /metrics and tests: engine calls, texts embedded, tokens read.
         self.batches = 0
         self.texts = 0
@@ -85,6 +91,8 @@ class EmbeddingBatcher:
         if self._pending and self._pending + len(texts) > self.max_pending:
             raise EngineUnavailable(f"model {self.engine.name!r} is at capacity ({self._pending} texts waiting to "
                                     "be embedded); retry shortly")
+        now = time.monotonic()
+        self._company, self._last_arrival = now - self._last_arrival < ALONE_S, now
         job = _Job(list(texts), input_type, asyncio.get_running_loop().create_future())
         self._queue.append(job)
         self._pending += len(texts)
@@ -108,7 +116,7 @@ class EmbeddingBatcher:
     async def _dispatch(self) -> None:
         while self._queue:
             await self._slots.acquire()
-            if self._pending < self.max_batch and self.wait_s and not self._running:
+            if self._pending < self.max_batch and self.wait_s and not self._running and self._company:
                 await asyncio.sleep(self.wait_s)  # an idle engine: let concurrent callers join
             pieces = self._take()
             if not pieces:
