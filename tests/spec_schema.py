@@ -24,7 +24,8 @@ SPEC_PATH = spec_path()
 
 @functools.cache
 def _spec(name: str = CURRENT) -> dict:
-    spec = yaml.safe_load(spec_path(name).read_text())
+    # libyaml's loader when PyYAML has it: the same document, parsed in a quarter of the time.
+    spec = yaml.load(spec_path(name).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     _fix_number_bounds(spec)
     if name == CURRENT:
         # Spec error (see shared/mistral-openapi/README.md): real chat responses have no `data`.
