@@ -1,4 +1,4 @@
-"""training/gguf_header.py reads what gguf's own GGUFReader reads (the adapter writer's base facts).
+"""models/gguf_metadata.read_gguf_header reads what gguf's own GGUFReader reads (the adapter writer's base facts).
 
 A small GGUF written by gguf.GGUFWriter with every kind of value (scalars, strings, arrays of
 numbers and of strings, nested arrays) is read by both; the default model's header gives the facts
@@ -9,7 +9,7 @@ import gguf
 import numpy as np
 import pytest
 
-from plateforme.training.gguf_header import GgufHeaderError, read_gguf_header
+from plateforme.models.gguf_metadata import GgufHeaderError, read_gguf_header
 from training_jobs import default_gguf
 
 

@@ -15,7 +15,7 @@ import gguf
 import torch
 
 from plateforme.models.importer.tensors import interleave_rotary_rows
-from plateforme.training.gguf_header import GgufHeaderError, read_gguf_header
+from plateforme.models.gguf_metadata import GgufHeaderError, read_gguf_header
 
 _KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
 _ARCHS = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
