@@ -13,7 +13,7 @@ report the scores, `block`: answer 403 when a score is above its threshold) and,
 - `apply_to`: `["input"]` (the default, as Mistral), `["output"]` or both: the answer is checked
   too, as it streams;
 - `action: "redact"`: PII found in the input (emails, phone numbers, IBAN, cards, NIR, SIRET) is
-  replaced by a placeholder before generation; the scores are reported as with `none`.
+  replaced by a label naming its kind before generation; the scores are reported as with `none`.
 Any mistake (an unknown category or field, a threshold out of range, a wrong type) is a
 GuardrailConfigError naming the field: a 400 for the caller.
 """

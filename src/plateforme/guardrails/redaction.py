@@ -2,7 +2,7 @@
 
 Every message's text (system, user, assistant turns of the history, tool results) goes through
 the rule-based PII finder (moderation/pii.py: validated numbers only) and each match becomes its
-kind's placeholder ([EMAIL], [PHONE], [IBAN], [CARD], [NIR], [SIRET], [SIREN]).
+kind's label ([EMAIL], [PHONE], [IBAN], [CARD], [NIR], [SIRET], [SIREN]).
 """
 
 from collections import Counter
