@@ -440,3 +440,51 @@ def test_dry_run_estimates_and_delete_removes_the_model(server, trained, files):
     gone = classify(server, model, ["hello"])
     assert gone.status_code == 404, gone.text
     assert json.loads(gone.text)["type"] == "invalid_model"
+
+
+def test_a_classifier_job_waits_validated_then_is_cancelled_or_started(server, files, other_key):
+    """auto_start false: VALIDATED and waiting; /cancel and /start answer ClassifierDetailedJobOut,
+    a cancelled job cannot be started (409), another workspace can do neither (404)."""
+    body = {"model": E5, "job_type": "classifier", "classifier_targets": TARGETS, "hyperparameters": HYPER,
+            "training_files": [{"file_id": files["train"]}], "auto_start": False}
+    first, second = (httpx.post(f"{server.url}/v1/fine_tuning/jobs", headers=headers(), json=body).json()
+                     for _ in range(2))
+    for job in (first, second):
+        waiting = wait_for(server.url, headers(), job["id"], {"VALIDATED", "FAILED", "FAILED_VALIDATION"}, timeout=120)
+        assert waiting["status"] == "VALIDATED", waiting
+    for action in ("cancel", "start"):
+        theirs = httpx.post(f"{server.url}/v1/fine_tuning/jobs/{first['id']}/{action}", headers=headers(other_key))
+        assert theirs.status_code == 404, theirs.text
+    cancelled = httpx.post(f"{server.url}/v1/fine_tuning/jobs/{first['id']}/cancel", headers=headers())
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED", cancelled.text
+    validate(cancelled.json(), "ClassifierDetailedJobOut", FINE_TUNING)
+    refused = httpx.post(f"{server.url}/v1/fine_tuning/jobs/{first['id']}/start", headers=headers())
+    assert refused.status_code == 409 and "only a VALIDATED job" in refused.json()["message"], refused.text
+    started = httpx.post(f"{server.url}/v1/fine_tuning/jobs/{second['id']}/start", headers=headers())
+    assert started.status_code == 200 and started.json()["status"] in ("QUEUED", "RUNNING"), started.text
+    validate(started.json(), "ClassifierDetailedJobOut", FINE_TUNING)
+    done = wait_for(server.url, headers(), second["id"], {"SUCCESS", "FAILED"}, timeout=180)
+    assert done["status"] == "SUCCESS" and done["job_type"] == "classifier", done
+    model = done["fine_tuned_model"]
+    bad = httpx.patch(f"{server.url}/v1/fine_tuning/models/{model}", headers=headers(), json={"name": ["x"]})
+    assert bad.status_code == 422 and bad.json()["object"] == "error", bad.text
+    renamed = httpx.patch(f"{server.url}/v1/fine_tuning/models/{model}", headers=headers(), json={"name": "started"})
+    assert renamed.status_code == 200, renamed.text
+    validate(renamed.json(), "ClassifierFTModelOut", FINE_TUNING)
+
+
+def test_moderations_are_metered_to_the_calling_workspace_only(server, other_key):
+    def usage(key: str) -> dict:
+        rows = httpx.get(f"{server.url}/v1/usage", headers=headers(key), params={"group_by": "model"}).json()["data"]
+        return {r["model"]: r["requests"] for r in rows}
+
+    mine_before = usage(KEY).get("mistral-moderation-2603", 0)
+    theirs_before = usage(other_key).get("mistral-moderation-2603", 0)
+    for path, text in [("/v1/moderations", "Hello there."),
+                       ("/v1/chat/moderations", [{"role": "user", "content": "Hello there."}])]:
+        answer = httpx.post(f"{server.url}{path}", headers=headers(other_key), timeout=60,
+                            json={"model": "mistral-moderation-2603", "input": text})
+        assert answer.status_code == 200, answer.text
+        validate_response(path, "post", 200, answer.json())
+    assert usage(other_key).get("mistral-moderation-2603", 0) == theirs_before + 2
+    assert usage(KEY).get("mistral-moderation-2603", 0) == mine_before
