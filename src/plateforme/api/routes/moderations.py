@@ -11,8 +11,8 @@ from fastapi.responses import Response
 from plateforme.api.completions import CLIENT_CLOSED_REQUEST
 from plateforme.api.disconnect import ClientDisconnected, unless_disconnected
 from plateforme.api.errors import APIError
-from plateforme.api.schemas.moderations import (ChatModerationRequest, ClassificationRequest, ModerationInputError,
-                                                ModerationResponse)
+from plateforme.api.schemas.classifications import ClassificationRequest
+from plateforme.api.schemas.moderations import ChatModerationRequest, ModerationInputError, ModerationResponse
 from plateforme.embeddings.service import EmbeddingInputInvalid, EmbeddingInputTooLong
 from plateforme.moderation.provider import ModerationInput, ModerationProviderError
 from plateforme.moderation.service import (ModerationInputInvalid, ModerationModelNotFound, ModerationOutcome,

@@ -8,16 +8,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from plateforme.api.schemas.chat_messages import Message, message_dict
+from plateforme.api.schemas.embeddings import PromptUsage
 
 # Texts, or conversations, one request may carry.
 MAX_INPUTS = 1024
 
 
 class ClassificationInputError(ValueError):
-    """The input is not what the route takes; the message says what is wrong."""
+    """The input is not what the route takes; the message says what is wrong, `param` where."""
+
+    def __init__(self, message: str, param: str = "input"):
+        super().__init__(message)
+        self.param = param
 
 
-def _check_count(count: int, what: str) -> None:
+def check_count(count: int, what: str) -> None:
     if count > MAX_INPUTS:
         raise ClassificationInputError(f"input has {count} {what}, more than the {MAX_INPUTS} one request may "
                                        "carry; send them in several requests")
@@ -41,7 +46,7 @@ class ClassificationRequest(BaseModel):
         if bad is not None:
             raise ClassificationInputError(f"input[{bad}] is not a string: input must be a string or a list of "
                                            "strings")
-        _check_count(len(value), "texts")
+        check_count(len(value), "texts")
         empty = next((i for i, item in enumerate(value) if not item.strip()), None)
         if empty is not None:
             raise ClassificationInputError(f"input[{empty}] is empty: every text must have some content")
@@ -66,7 +71,7 @@ class ChatClassificationRequest(BaseModel):
         value = self.input if isinstance(self.input, list) else [self.input]
         if not value:
             raise ClassificationInputError("input is empty: give at least one conversation ({\"messages\": [...]})")
-        _check_count(len(value), "conversations")
+        check_count(len(value), "conversations")
         return [[message_dict(m) for m in conversation.messages] for conversation in value]
 
 
@@ -74,20 +79,14 @@ class ClassificationTargetResult(BaseModel):
     scores: dict[str, float]
 
 
-class ClassificationUsage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int = 0
-    total_tokens: int
-
-
 class ClassificationResponse(BaseModel):
     id: str = Field(default_factory=lambda: "cls-" + secrets.token_hex(16))
     model: str
     results: list[dict[str, ClassificationTargetResult]]
-    usage: ClassificationUsage
+    usage: PromptUsage
 
     @classmethod
     def of(cls, model: str, results: list[dict[str, dict[str, float]]], prompt_tokens: int) -> "ClassificationResponse":
         return cls(model=model, results=[{target: ClassificationTargetResult(scores=scores)
                                           for target, scores in row.items()} for row in results],
-                   usage=ClassificationUsage(prompt_tokens=prompt_tokens, total_tokens=prompt_tokens))
+                   usage=PromptUsage(prompt_tokens=prompt_tokens, total_tokens=prompt_tokens))

@@ -58,7 +58,9 @@ class EmbeddingData(BaseModel):
     index: int
 
 
-class EmbeddingUsage(BaseModel):
+class PromptUsage(BaseModel):
+    """The usage of a request that reads and generates nothing (embeddings, classifications, moderations)."""
+
     prompt_tokens: int
     completion_tokens: int = 0
     total_tokens: int
@@ -69,4 +71,4 @@ class EmbeddingResponse(BaseModel):
     object: Literal["list"] = "list"
     data: list[EmbeddingData]
     model: str
-    usage: EmbeddingUsage
+    usage: PromptUsage

@@ -6,44 +6,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from plateforme.api.schemas.chat_messages import Message, text_of
-
-# Texts, or conversations, one request may carry.
-MAX_INPUTS = 1024
-
-
-class ModerationInputError(ValueError):
-    """The input is not what the route takes; `param` names where."""
-
-    def __init__(self, message: str, param: str = "input"):
-        super().__init__(message)
-        self.param = param
-
-
-class ClassificationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str
-    # A string or a list of strings (checked by texts(), for errors that say what is wrong).
-    input: Any
-    metadata: dict | None = None
-
-    def texts(self) -> list[str]:
-        value = self.input
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise ModerationInputError("input must be a string or a list of strings")
-        if not value:
-            raise ModerationInputError("input is empty: give at least one text")
-        bad = next((i for i, item in enumerate(value) if not isinstance(item, str)), None)
-        if bad is not None:
-            raise ModerationInputError(f"input[{bad}] is not a string: input must be a string or a list of strings")
-        _check_count(len(value), "texts")
-        empty = next((i for i, item in enumerate(value) if not item.strip()), None)
-        if empty is not None:
-            raise ModerationInputError(f"input[{empty}] is empty: every text must have some content")
-        return value
-
+from plateforme.api.schemas.classifications import ClassificationInputError as ModerationInputError
+from plateforme.api.schemas.classifications import check_count
+from plateforme.api.schemas.embeddings import PromptUsage
 
 _CONVERSATION = TypeAdapter(list[Message])
 
@@ -66,14 +31,8 @@ class ChatModerationRequest(BaseModel):
             raise ModerationInputError("input mixes messages and conversations: give one conversation (a list of "
                                        "messages) or a list of conversations (lists of messages)")
         groups = value if nested else [value]
-        _check_count(len(groups), "conversations")
+        check_count(len(groups), "conversations")
         return [_conversation(group, f"input[{i}]" if nested else "input") for i, group in enumerate(groups)]
-
-
-def _check_count(count: int, what: str) -> None:
-    if count > MAX_INPUTS:
-        raise ModerationInputError(f"input has {count} {what}, more than the {MAX_INPUTS} one request may carry; "
-                                   "send them in several requests")
 
 
 def _conversation(messages: list, where: str) -> list[dict]:
@@ -96,14 +55,8 @@ class ModerationObject(BaseModel):
     category_scores: dict[str, float]
 
 
-class ModerationUsage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int = 0
-    total_tokens: int
-
-
 class ModerationResponse(BaseModel):
     id: str
     model: str
     results: list[ModerationObject]
-    usage: ModerationUsage
+    usage: PromptUsage
