@@ -97,13 +97,16 @@ class LegacyJobMetadataOut(JobMetadataOut):
     object: Literal["job.metadata"] = "job.metadata"
 
 
-class CompletionTrainingParameters(BaseModel):
+class ClassifierTrainingParameters(BaseModel):
     training_steps: int | None = None
     learning_rate: float = 1e-4
     weight_decay: float | None = None
     warmup_fraction: float | None = None
     epochs: float | None = None
     seq_len: int | None = None
+
+
+class CompletionTrainingParameters(ClassifierTrainingParameters):
     fim_ratio: float | None = None
     lora_rank: int | None = None
 
@@ -197,15 +200,6 @@ class CompletionDetailedJobOut(CompletionJobOut):
 
 def _events(detail: JobDetail) -> list[EventOut]:
     return [EventOut(name=e.name, data=e.data, created_at=int(e.created_at.timestamp())) for e in detail.events]
-
-
-class ClassifierTrainingParameters(BaseModel):
-    training_steps: int | None = None
-    learning_rate: float = 1e-4
-    weight_decay: float | None = None
-    warmup_fraction: float | None = None
-    epochs: float | None = None
-    seq_len: int | None = None
 
 
 class ClassifierTargetOut(BaseModel):
