@@ -3,12 +3,12 @@
 import json
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from plateforme.api.completion_shapes import completion_response
 from plateforme.api.disconnect import ClientDisconnected, unless_disconnected
-from plateforme.api.errors import error_body, error_response
+from plateforme.api.errors import error_body
 from plateforme.api.streaming import chat_sse
 from plateforme.pipeline.call import GenerationCall
 from plateforme.pipeline.guards import RequestRefused
@@ -29,10 +29,8 @@ async def serve_completion(request: Request, route: str, service_request, stream
     if stream:
         # Limits, model, capacity, context and the engine's acceptance are checked before the
         # stream starts, so a refusal is answered as an HTTP error with its status.
-        try:
-            events = await pipeline.stream(call)
-        except RequestRefused as exc:
-            return refusal_response(exc)
+        # A refusal (RequestRefused) is answered by api/errors.py: 403 with the guardrails' report.
+        events = await pipeline.stream(call)
         sse = chat_sse(events, call.id, call.model, call.created) if not getattr(service_request, "guardrails", None) \
             else guarded_sse(call, events)
         return StreamingResponse(sse, media_type="text/event-stream",
@@ -42,8 +40,6 @@ async def serve_completion(request: Request, route: str, service_request, stream
         result = await unless_disconnected(request, pipeline.complete(call))
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)  # nobody reads it; logged and counted as such
-    except RequestRefused as exc:
-        return refusal_response(exc)
     response = completion_response(call.id, call.model, call.created, result)
     response.guardrails = call.guardrails
     return response
@@ -81,16 +77,6 @@ async def guarded_sse(call: GenerationCall, events):
         last = event
     if last is not None:  # the stream failed: chat_sse's error event is the last
         yield last
-
-
-def refusal_response(refusal: RequestRefused):
-    """403 in Mistral's error shape (as api/errors.py answers any refusal), with the guardrails'
-    report when a guardrail refused it."""
-    if refusal.report is None:
-        return error_response(403, f"Request blocked: {refusal}.", "forbidden")
-    body = error_body(403, f"Request blocked: {refusal}.", "forbidden")
-    body["guardrails"] = refusal.report
-    return JSONResponse(body, status_code=403)
 
 
 def _with_report(event: str, report: list[dict] | None) -> str:
