@@ -400,7 +400,8 @@ def test_bad_input_is_refused_clearly(server, session, trained, files):
     bare = session["bare"]
     assert bare["status"] == 400 and "classifier_targets" in bare["body"], bare
 
-    for texts, status, words in [([], 400, "empty"), (["  "], 400, "input[0] is empty"), (42, 400, "string")]:
+    for texts, status, words in [([], 400, "empty"), (["  "], 400, "input[0] is empty"), (42, 400, "string"),
+                                 (["x"] * 1025, 400, "more than the 1024")]:
         response = classify(server, model, texts)
         assert response.status_code == status and words in response.json()["message"], response.text
     for name, status, words in [(f"ft:{E5}:nothing:12345678", 404, "no classifier"), (DEFAULT_MODEL, 400, "chat model"),
