@@ -13,9 +13,8 @@ from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
 from plateforme.api.json_guard import JSONBodyGuard
 from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
-from plateforme.api.routes import embeddings, moderations, ocr, traces
+from plateforme.api.routes import classifications, embeddings, moderations, ocr, traces
 from plateforme.api.routes import documents, libraries, library_search
-from plateforme.api.routes import classifications
 from plateforme.api.unhandled_errors import UnhandledErrors
 from plateforme.chat.service import ChatService
 from plateforme.classifiers.service import ClassifierService
@@ -135,9 +134,9 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.add_middleware(BodyReadTimeout, idle_s=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(UnhandledErrors)  # last: outermost of ours, just inside Starlette's error middleware
     for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces, ocr,
-                   embeddings, moderations, library_search, libraries, documents):  # search before /v1/libraries/{id}
+                   embeddings, moderations, classifications, library_search, libraries,
+                   documents):  # search before /v1/libraries/{id}
         app.include_router(module.router, dependencies=[Depends(authenticate)])
-    app.include_router(classifications.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
     app.include_router(documents.public_router)
 
