@@ -155,6 +155,10 @@ def test_moderate_flags_at_the_thresholds_and_derives_2411():
     assert old.category_scores["dangerous_and_criminal_content"] == 0.7
     assert old.categories["dangerous_and_criminal_content"]
     assert svc.thresholds("mistral-moderation-2411")["dangerous_and_criminal_content"] == 0.3  # min of the two
+    # A score at its threshold is not flagged, one above it is (as guardrails decide: "above the threshold").
+    at = service(cfg, {"head": FixedProvider("head", {**low(0.1), "law": 0.6, "dangerous": 0.31})})
+    edge = run(at.moderate(DEV_PRINCIPAL, "mistral-moderation-2603", [ModerationInput("x")], metered=False)).results[0]
+    assert not edge.categories["law"] and edge.categories["dangerous"]
 
 
 def test_unknown_model_bad_input_and_failing_provider():

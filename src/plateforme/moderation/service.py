@@ -114,7 +114,7 @@ class ModerationService:
         results = []
         for row in scores:
             mine = category_set.from_2603(row)
-            results.append(ModerationResult(mine, {c: mine[c] >= category_set.thresholds[c] for c in mine}))
+            results.append(ModerationResult(mine, {c: mine[c] > category_set.thresholds[c] for c in mine}))
         return ModerationOutcome(model, results, tokens)
 
     async def scores(self, who, items: list[ModerationInput], metered: bool = True,
