@@ -111,3 +111,27 @@ def test_s3_blob_store_against_an_s3_protocol_server(tmp_path, monkeypatch):
             list(store.iter_bytes("ws_1/file_1"))
     finally:
         server.stop()
+
+
+def test_migrations_match_the_declared_tables(database_url):
+    """Every table module's declarations and the migrations agree (alembic's comparison finds
+    no table, column or index that one has and the other lacks)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import plateforme.storage.agent_tables  # noqa: F401  (each registers its tables on Base)
+    import plateforme.storage.connector_tables  # noqa: F401
+    import plateforme.storage.conversation_tables  # noqa: F401
+    import plateforme.storage.fine_tuning_tables  # noqa: F401
+    import plateforme.storage.library_tables  # noqa: F401
+    import plateforme.storage.rate_tables  # noqa: F401
+    import plateforme.storage.trace_tables  # noqa: F401
+    from plateforme.storage.tables import Base
+
+    db = open_database(database_url)
+    try:
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        db.dispose()
+    assert diff == []

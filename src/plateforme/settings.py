@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     # `error` with that reason (uploads beyond max_upload_bytes get 413 at once).
     library_max_document_bytes: int = 100 * 1024 * 1024
     library_max_pages: int = 2000
+    # Agents and conversations: one response's bounded loop (model steps, generated tokens over
+    # all steps, wall time); a response that reaches a bound ends with an error naming it.
+    agent_max_steps: int = 8
+    agent_max_tokens: int = 4096
+    agent_max_seconds: float = 300.0
+    # Database connectors' defaults (a connection may set lower): most rows returned, statement
+    # time limit.
+    database_row_cap: int = 200
+    database_timeout_s: float = 5.0
+    # MCP connectors: time allowed to connect to a server and for one tool call.
+    mcp_timeout_s: float = 30.0
     # Documents ingested at the same time by this gateway (parsing and OCR run in worker processes).
     ingestion_workers: int = 1
     # Whether this gateway ingests documents (several replicas may: each document is claimed by one).

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plateforme.agents.errors import AgentsError
 from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest
 from plateforme.engines.errors import EngineRejected, EngineUnavailable, EngineUnsupported
 from plateforme.fine_tuning.errors import FineTuningError
@@ -111,6 +112,11 @@ async def _fine_tuning(_: Request, exc: FineTuningError) -> JSONResponse:
     return error_response(exc.status, str(exc), kind, param=exc.param)
 
 
+async def _agents(_: Request, exc: AgentsError) -> JSONResponse:
+    kind = {404: "not_found", 409: "conflict", 503: "service_unavailable"}.get(exc.status, "invalid_request_error")
+    return error_response(exc.status, str(exc), kind, param=exc.param)
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal server error; see the server log", "internal_error")
@@ -130,4 +136,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestRefused, _refused)
     app.add_exception_handler(AccountError, _account)
     app.add_exception_handler(FineTuningError, _fine_tuning)
+    app.add_exception_handler(AgentsError, _agents)
     app.add_exception_handler(Exception, _unexpected)

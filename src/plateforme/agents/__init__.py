@@ -1,0 +1,1 @@
+"""Agents: named, versioned assistant definitions (model, instructions, tools, handoffs) per workspace."""

@@ -1,0 +1,1 @@
+"""Connectors an admin registers for a workspace: database connections and MCP servers."""
