@@ -16,6 +16,7 @@ from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fi
 from plateforme.api.routes import classifications, embeddings, moderations, ocr, traces
 from plateforme.api.routes import documents, libraries, library_search
 from plateforme.api.unhandled_errors import UnhandledErrors
+from plateforme.agents.assembly import build_agents
 from plateforme.chat.service import ChatService
 from plateforme.classifiers.service import ClassifierService
 from plateforme.embeddings.metrics import install_embedding_metrics
@@ -90,9 +91,11 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
         pool.start()
         await app.state.fine_tuning_parts.start()
         await app.state.libraries.start()
+        await app.state.agent_parts.start()
         try:
             yield
         finally:
+            await app.state.agent_parts.close()
             await app.state.libraries.close()
             await app.state.moderation.close()
             await app.state.fine_tuning_parts.close()
@@ -127,6 +130,11 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.moderation = build_moderation(settings, registry, app.state.embeddings, app.state.pipeline,
                                             load_head=app.state.classifiers.load_head)
     app.state.pipeline.guards.append(GuardrailGuard(app.state.moderation, app.state.metrics))
+    agent_parts = build_agents(settings, app.state.db, app.state.pipeline, app.state.library_search,
+                               app.state.url_signer)
+    app.state.agent_parts = agent_parts
+    app.state.agents, app.state.connectors = agent_parts.agents, agent_parts.connectors
+    app.state.conversations = agent_parts.conversations
     app.add_middleware(JSONBodyGuard)  # inside DefaultJSONContentType: sees the body's final content type
     app.add_middleware(DefaultJSONContentType)
     app.add_middleware(BodySizeLimit, max_request_bytes=settings.max_request_bytes,
