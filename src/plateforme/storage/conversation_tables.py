@@ -31,6 +31,7 @@ class Conversation(Base):
     completion_args: Mapped[dict | None] = mapped_column(JSON)
     guardrails: Mapped[list | None] = mapped_column(JSON)
     name: Mapped[str | None] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[dict | None] = mapped_column("metadata", JSON)
     # idle: ready for an append; running: a response is being made (by `runner`, whose lease
     # runs until lease_until); waiting: paused on function results or tool confirmations;

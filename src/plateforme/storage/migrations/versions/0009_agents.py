@@ -44,8 +44,8 @@ def upgrade() -> None:
                     sa.Column("active_agent_id", sa.String(40)), sa.Column("model", sa.String(200)),
                     sa.Column("instructions", sa.Text()), sa.Column("tools", sa.JSON()),
                     sa.Column("completion_args", sa.JSON()), sa.Column("guardrails", sa.JSON()),
-                    sa.Column("name", sa.String(300)), sa.Column("metadata", sa.JSON()),
-                    sa.Column("status", sa.String(20), nullable=False),
+                    sa.Column("name", sa.String(300)), sa.Column("description", sa.Text()),
+                    sa.Column("metadata", sa.JSON()), sa.Column("status", sa.String(20), nullable=False),
                     sa.Column("runner", sa.String(80)),
                     sa.Column("lease_until", sa.DateTime(timezone=True)),
                     sa.Column("error", sa.Text()), *_times())
