@@ -2,13 +2,13 @@
 order, one response at a time (begin/renew/end, 409), restart copies up to an entry, isolation of
 workspaces, interrupted responses marked failed."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
 from plateforme.agents.errors import BadInput, Conflict, NotFound
-from plateforme.conversations.entries import new_entry
 from plateforme.conversations.store import INTERRUPTED, ConversationStore
 from plateforme.storage.conversation_tables import Conversation
 from plateforme.storage.database import open_database
@@ -23,6 +23,10 @@ def stores(tmp_path):
     a, b = accounts.create_workspace("a").id, accounts.create_workspace("b").id
     yield ConversationStore(db, "runner-1"), ConversationStore(db, "runner-2"), a, b
     db.dispose()
+
+
+def new_entry(entry_type: str, **fields) -> dict:
+    return {"object": "entry", "type": entry_type, "id": f"msg_{uuid.uuid4().hex}", **fields}
 
 
 def _message(text: str) -> dict:

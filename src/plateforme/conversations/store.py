@@ -11,13 +11,13 @@ next start (`fail_interrupted`) or may be taken over by the next `begin`.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
 
 from plateforme.agents.errors import BadInput, Conflict, NotFound
-from plateforme.conversations.entries import new_entry_id
 from plateforme.storage.conversation_tables import Conversation, ConversationEntry
 from plateforme.tenancy.ids import as_utc, utcnow
 
@@ -61,6 +61,11 @@ def _record(row: Conversation) -> ConversationRecord:
 def _not_found(conversation_id: str) -> NotFound:
     return NotFound(f"conversation {conversation_id!r} not found in this workspace; list them with "
                     "GET /v1/conversations", "conversation_id")
+
+
+def _copy_id(entry_id: str) -> str:
+    """A new id of the same kind ("msg_...", "tool_exec_..."): entry ids are unique across conversations."""
+    return f"{entry_id.rsplit('_', 1)[0]}_{secrets.token_hex(16)}"
 
 
 def _metadata_clauses(wanted: dict) -> tuple[list, dict]:
@@ -243,7 +248,7 @@ class ConversationStore:
             raise BadInput(f"from_entry_id: {from_entry_id!r} is not an entry of conversation "
                            f"{conversation_id!r}; take an id from GET /v1/conversations/{conversation_id}/history",
                            "from_entry_id")
-        kept = [{**e, "id": new_entry_id(e["type"])} for e in entries[:ids.index(from_entry_id) + 1]]
+        kept = [{**e, "id": _copy_id(e["id"])} for e in entries[:ids.index(from_entry_id) + 1]]
         settings = {name: getattr(source, name) for name in FIELDS}
         settings.update(fields)
         return self.create(workspace_id, new_id, settings, kept), kept
