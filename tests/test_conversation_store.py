@@ -86,18 +86,20 @@ def test_restart_copies_the_entries_up_to_the_one_named(stores):
     entries = [_message("one"), new_entry("message.output", content="un", role="assistant"), _message("two")]
     store.create(a, "conv_1", {"model": "m", "name": "first"}, entries, running=False)
     store.create(b, "conv_b", {"model": "m"}, [_message("elsewhere")], running=False)
-    made, kept = store.restart(a, "conv_1", entries[1]["id"], "conv_2", {"metadata": {"k": 1}})
-    assert (made.id, made.name, made.metadata, made.status) == ("conv_2", "first", {"k": 1}, "running")
+    source, kept = store.entries_through(a, "conv_1", entries[1]["id"])
+    assert (source.id, source.name) == ("conv_1", "first")
     assert [e["content"] for e in kept] == ["one", "un"]
-    assert [e["id"] for e in store.entries(a, "conv_2")] == [e["id"] for e in kept]
     assert not {e["id"] for e in kept} & {e["id"] for e in entries}  # copies have ids of their own
+    made = store.create(a, "conv_2", {"model": "m", "metadata": {"k": 1}}, kept)
+    assert (made.id, made.metadata, made.status) == ("conv_2", {"k": 1}, "running")
+    assert [e["id"] for e in store.entries(a, "conv_2")] == [e["id"] for e in kept]
     assert len(store.entries(a, "conv_1")) == 3
     foreign = store.entries(b, "conv_b")[0]["id"]
     with pytest.raises(BadInput) as err:
-        store.restart(a, "conv_1", foreign, "conv_3", {})
+        store.entries_through(a, "conv_1", foreign)
     assert err.value.param == "from_entry_id"
     with pytest.raises(NotFound):
-        store.restart(b, "conv_1", entries[0]["id"], "conv_3", {})
+        store.entries_through(b, "conv_1", entries[0]["id"])
 
 
 def test_interrupted_responses_are_marked_failed(stores):

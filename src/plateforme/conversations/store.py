@@ -236,11 +236,11 @@ class ConversationStore:
                       .values(**values))
             s.commit()
 
-    def restart(self, workspace_id: str, conversation_id: str, from_entry_id: str, new_id: str,
-                fields: dict) -> tuple[ConversationRecord, list[dict]]:
-        """A NEW conversation (`new_id`, running for this runner) holding copies (new ids) of this
-        one's entries up to and including `from_entry_id`, with its settings overridden by `fields`;
-        and the copied entries. 400 naming from_entry_id if it is not an entry of this conversation."""
+    def entries_through(self, workspace_id: str, conversation_id: str,
+                        from_entry_id: str) -> tuple[ConversationRecord, list[dict]]:
+        """For a restart: the conversation, and copies (new ids) of its entries up to and including
+        `from_entry_id`, to make a new conversation of (`create`). 400 naming from_entry_id if it is
+        not an entry of this conversation."""
         source = self.get(workspace_id, conversation_id)
         entries = self.entries(workspace_id, conversation_id)
         ids = [e.get("id") for e in entries]
@@ -248,10 +248,7 @@ class ConversationStore:
             raise BadInput(f"from_entry_id: {from_entry_id!r} is not an entry of conversation "
                            f"{conversation_id!r}; take an id from GET /v1/conversations/{conversation_id}/history",
                            "from_entry_id")
-        kept = [{**e, "id": _copy_id(e["id"])} for e in entries[:ids.index(from_entry_id) + 1]]
-        settings = {name: getattr(source, name) for name in FIELDS}
-        settings.update(fields)
-        return self.create(workspace_id, new_id, settings, kept), kept
+        return source, [{**e, "id": _copy_id(e["id"])} for e in entries[:ids.index(from_entry_id) + 1]]
 
     # -- interrupted responses -----------------------------------------------------------------
 
