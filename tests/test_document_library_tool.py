@@ -9,6 +9,7 @@ the SDK is tests/test_agent_library.py.
 
 import asyncio
 import os
+import random
 import time
 import uuid
 from types import SimpleNamespace
@@ -20,7 +21,8 @@ import pytest  # noqa: E402
 from spec_schema import validate  # noqa: E402
 
 from plateforme.agent_tools.base import ToolContext, ToolSpecError  # noqa: E402
-from plateforme.agent_tools.citations import CITING_INSTRUCTION, cite, with_citing_instruction  # noqa: E402
+from plateforme.agent_tools.citations import (CITING_INSTRUCTION, CitationStream, cite,  # noqa: E402
+                                             with_citing_instruction)
 from plateforme.agent_tools.document_library import DocumentLibraryTools, excerpt  # noqa: E402
 from plateforme.files.signing import UrlSigner  # noqa: E402
 from plateforme.libraries.chunking import Chunk  # noqa: E402
@@ -286,3 +288,31 @@ def test_no_passage_found_is_not_an_error(world):
     outcome = asyncio.run(tool.run({"query": "leave"}, context(world.me)))
     assert outcome.error is None and outcome.references == [] and outcome.info["results"] == []
     assert "No passage" in outcome.content
+
+
+STREAMED = ["Leave is 25 days [1]. Fridays [2, 3] and [9].", "[7] Leave is 25 days.", "No marker at all.",
+            "x[0] and `y[1]` and [2]", "```\na[1]\n``` b [1]", "a [1][2]\nb [1]", "use ``code [1]`` ok [2]",
+            "  lead [1]", "tail [1] ", "a `b`[1] `c", "``` [1]\n[2]\n```\n[3]"]
+
+
+@pytest.mark.parametrize("text", STREAMED)
+def test_a_streamed_answer_adds_up_to_its_citations(text):
+    shuffle = random.Random(text)
+    for _ in range(20):  # the same text cut into deltas at random places
+        stream, sent = CitationStream([A, B, C]), []
+        position = 0
+        while position < len(text):
+            size = shuffle.randint(1, 5)
+            sent += stream.feed(text[position:position + size])
+            position += size
+        sent += stream.finish()
+        chunks: list[dict] = []
+        for index, content in sent:
+            validate({"type": "message.output.delta", "id": "msg_1", "content_index": index, "content": content},
+                     "MessageOutputEvent")
+            if index == len(chunks):
+                chunks.append({"type": "text", "text": content} if isinstance(content, str) else content)
+            else:  # only the last chunk grows, and only a text one
+                assert index == len(chunks) - 1 and isinstance(content, str) and chunks[-1]["type"] == "text"
+                chunks[-1]["text"] += content
+        assert chunks == stream.content() == cite(text, [A, B, C])

@@ -12,6 +12,10 @@ excerpts it shows the model the same way, continuing across the calls of one res
 Only what was retrieved is ever cited: a marker naming no retrieved passage ([7] of 3) is dropped
 with the space before it; an answer with no marker that names one gets the retrieved references
 after its text, so the reader still sees the sources the answer was written from.
+
+A streamed answer goes through CitationStream: the text deltas become message.output.delta
+contents (text pieces and tool_reference chunks, each with its content_index) that add up to
+cite(text), and the entry stored at the end has cite(text) as its content.
 """
 
 import re
@@ -80,11 +84,9 @@ def _glued(text: str, match: re.Match) -> bool:
     return start > 0 and text[start] == "[" and (text[start - 1].isalnum() or text[start - 1] in "_)")
 
 
-def cite(text: str, references: list[dict]) -> list[dict]:
-    """`text` as content chunks: text, and after each [n] naming a retrieved passage its
-    tool_reference chunk (a copy); markers naming nothing retrieved dropped; with no valid marker,
-    every retrieved reference after the text. Never a reference that was not retrieved."""
-    refs = numbered(references)
+def _chunks(text: str, refs: list[dict]) -> tuple[list[dict], bool]:
+    """`text` as chunks with its markers resolved against `refs` (already numbered), and whether
+    any marker named one of them."""
     chunks: list[dict] = []
     cited = False
     position = 0
@@ -103,6 +105,77 @@ def cite(text: str, references: list[dict]) -> list[dict]:
         chunks[0]["text"] = chunks[0]["text"].lstrip()  # a marker dropped at the very start
         if not chunks[0]["text"]:
             chunks.pop(0)
+    return chunks, cited
+
+
+def cite(text: str, references: list[dict]) -> list[dict]:
+    """`text` as content chunks: text, and after each [n] naming a retrieved passage its
+    tool_reference chunk (a copy); markers naming nothing retrieved dropped; with no valid marker,
+    every retrieved reference after the text. Never a reference that was not retrieved."""
+    refs = numbered(references)
+    chunks, cited = _chunks(text, refs)
     if not cited:
         chunks.extend(dict(ref) for ref in refs)
     return chunks or [{"type": "text", "text": ""}]
+
+
+# What may still change meaning when more text comes: spaces and an unfinished marker at the end
+# ("capital [", "[1, 2"), an unclosed inline code span on the last line, a backtick at the end.
+_OPEN_TAIL = re.compile(r"[ \t]*(?:\[[\d \t,]*)?\Z")
+
+
+class CitationStream:
+    """cite() for a streamed answer: feed the model's text deltas, get the message.output.delta
+    contents to send, as (content_index, content) pairs, where content is a piece of text or a
+    tool_reference chunk. A piece whose meaning the next delta may change (a space, an unfinished
+    marker or code span) is held back until it is known. Joined, the pieces are cite(text).
+
+        stream = CitationStream(references)
+        for delta in deltas:
+            for index, content in stream.feed(delta): send(index, content)
+        for index, content in stream.finish(): send(index, content)
+        entry_content = stream.content()
+    """
+
+    def __init__(self, references: list[dict]):
+        self.refs = numbered(references)
+        self.text = ""
+        self.sent: list[dict] = []  # the chunks as the client has them so far
+
+    def feed(self, delta: str) -> list[tuple[int, str | dict]]:
+        self.text += delta
+        return self._send(_chunks(self.text[:self._settled()], self.refs)[0])
+
+    def finish(self) -> list[tuple[int, str | dict]]:
+        return self._send(self.content())
+
+    def content(self) -> list[dict]:
+        """The answer's content chunks (the MessageOutputEntry's content): cite(text)."""
+        chunks, cited = _chunks(self.text, self.refs)
+        if not cited:
+            chunks.extend(dict(ref) for ref in self.refs)
+        return chunks or [{"type": "text", "text": ""}]
+
+    def _settled(self) -> int:
+        end = _OPEN_TAIL.search(self.text).start()
+        line_start = self.text.rfind("\n", 0, end) + 1
+        ticks = [i for i in range(line_start, end) if self.text[i] == "`"]
+        if len(ticks) % 2 or (ticks and ticks[-1] == end - 1):  # a span open, or a ``` still coming
+            end = ticks[0]
+        return end
+
+    def _send(self, chunks: list[dict]) -> list[tuple[int, str | dict]]:
+        out: list[tuple[int, str | dict]] = []
+        for index, chunk in enumerate(chunks):
+            if index < len(self.sent):
+                before = self.sent[index]
+                if chunk == before:
+                    continue
+                grown = chunk["type"] == before["type"] == "text" and chunk["text"].startswith(before["text"])
+                if grown and index == len(self.sent) - 1:
+                    out.append((index, chunk["text"][len(before["text"]):]))
+                    self.sent[index] = dict(chunk)
+                continue  # a chunk already sent is never taken back (the entry has the final form)
+            out.append((index, chunk["text"] if chunk["type"] == "text" else dict(chunk)))
+            self.sent.append(dict(chunk))
+        return out
