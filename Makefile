@@ -55,6 +55,7 @@ bench: $(SERVE_STAMP)
 	$(BIN)/python benchmarks/bench_embeddings.py
 	$(BIN)/python benchmarks/bench_retrieval_latency.py
 	$(BIN)/python benchmarks/bench_moderation.py
+	$(BIN)/python benchmarks/bench_agents.py
 
 clean:
 	rm -rf $(VENV) benchmarks/results

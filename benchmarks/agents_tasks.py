@@ -68,10 +68,13 @@ def _task(raw: dict, where: str) -> Task:
     answer = (answer,) if isinstance(answer, str) else tuple(answer)
     task = Task(raw["id"], kind, raw["question"].strip(), raw.get("document"), answer,
                 (raw.get("sql") or "").strip() or None, raw.get("guard"), tuple(raw.get("columns", ())))
-    if task.uses_library and (not task.document or not task.answer or not all(isinstance(a, str) and a for a in answer)):
+    spellings_ok = bool(task.answer) and all(isinstance(a, str) and a for a in task.answer)
+    if task.uses_library and (not task.document or not spellings_ok):
         raise ValueError(f"{where} ({task.id}): a {kind} task names its `document` and lists its `answer` spellings")
     if kind in ("sql", "mixed") and not task.sql:
         raise ValueError(f"{where} ({task.id}): a {kind} task has a reference query `sql`")
+    if task.sql and not task.sql.lower().startswith(("select", "with")):
+        raise ValueError(f"{where} ({task.id}): the reference query is a SELECT: {task.sql}")
     if kind == "guard" and (task.guard not in GUARDS or (task.guard == "unlisted") != bool(task.columns)):
         raise ValueError(f"{where} ({task.id}): a guard task has `guard` in {GUARDS}; `unlisted` names its `columns`")
     return task
