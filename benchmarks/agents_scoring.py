@@ -90,6 +90,21 @@ def _flat(rows) -> list:
     return cells
 
 
+def model_steps(outputs: list[dict]) -> int:
+    """The model steps a response took, read from its entries: a step ends with a message.output
+    (its text) and/or the tool calls it made, so each message.output is a step, and so is each
+    tool call not right after a message. The entries do not say which calls one step made at
+    once, so calls made together without text count as one step each (the count is an upper
+    bound when a model calls tools in parallel)."""
+    steps, previous = 0, None
+    for entry in outputs:
+        kind = entry.get("type")
+        if kind == "message.output" or (kind in ("tool.execution", "function.call") and previous != "message.output"):
+            steps += 1
+        previous = kind
+    return steps
+
+
 @dataclass
 class Response:
     """One response of the API, read for scoring."""
@@ -97,6 +112,7 @@ class Response:
     references: list[dict] = field(default_factory=list)
     executions: list[dict] = field(default_factory=list)  # tool.execution entries
     entries: int = 0  # output entries: tool executions, messages, function calls
+    steps: int = 0  # model steps, as model_steps counts them
 
     @classmethod
     def of(cls, outputs: list[dict]) -> "Response":
@@ -112,7 +128,8 @@ class Response:
                         answer += chunk.get("text", "")
                     elif chunk.get("type") == "tool_reference":
                         references.append(chunk)
-        return cls(answer, references, [e for e in outputs if e.get("type") == "tool.execution"], len(outputs))
+        return cls(answer, references, [e for e in outputs if e.get("type") == "tool.execution"], len(outputs),
+                   model_steps(outputs))
 
     def infos(self, succeeded_only: bool = True) -> list[dict]:
         infos = [e.get("info") or {} for e in self.executions]

@@ -17,7 +17,7 @@ models, or the operator's models config), then, through the API only:
     script, never written down), both (mixed), and for guards that the database is unchanged or
     that the unlisted table's columns were never shown.
 
-It prints one line per task (pass, output entries, tool executions, latency, tokens, the checks)
+It prints one line per task (pass, model steps, tool executions, latency, tokens, the checks)
 and a summary; writes JSON to benchmarks/results/. Exits 1 when the server fails or set-up is
 refused (bugs), not when tasks fail (that is the measurement).
 
@@ -87,7 +87,8 @@ def run_task(stack: AgentStack, task, agent_id: str, expected, names: dict[str, 
     document_ids = {i for i, name in names.items() if name == task.document}
     result = score(task, response, expected, document_ids, unchanged)
     return {"id": task.id, "kind": task.kind, "question": task.question, "passed": result.passed and error is None,
-            "checks": result.checks, "error": error, "seconds": seconds, "entries": response.entries,
+            "checks": result.checks, "error": error, "seconds": seconds, "steps": response.steps,
+            "entries": response.entries,
             "tools": [e.get("name") for e in response.executions], "refusals": response.refusals,
             "total_tokens": usage.get("total_tokens"), "expected": expected, "answer": response.answer,
             "citations": [r.get("title") for r in response.references]}
@@ -97,7 +98,7 @@ def line(r: dict) -> str:
     checks = " ".join(f"{name}{'+' if ok else '-'}" for name, ok in r["checks"].items())
     tools = ",".join(sorted(set(t or "?" for t in r["tools"]))) or "no tool"
     tokens = r["total_tokens"] if r["total_tokens"] is not None else "-"
-    text = (f"  {r['id']:<28} {r['kind']:<7} {'PASS' if r['passed'] else 'fail'}  entries {r['entries']}  "
+    text = (f"  {r['id']:<28} {r['kind']:<7} {'PASS' if r['passed'] else 'fail'}  steps {r['steps']}  "
             f"tools {len(r['tools'])} ({tools})  {r['seconds']:6.1f} s  tokens {tokens}  {checks}")
     return text + (f"\n      error: {r['error']}" if r["error"] else "")
 
@@ -123,7 +124,8 @@ def summarize(results: list[dict]) -> dict:
             "errors": sum(bool(r["error"]) for r in results),
             "latency_p50_s": statistics.median(seconds) if seconds else None,
             "latency_max_s": seconds[-1] if seconds else None,
-            "entries_mean": statistics.fmean(r["entries"] for r in results) if results else None,
+            "steps_mean": statistics.fmean(r["steps"] for r in results) if results else None,
+            "steps_max": max((r["steps"] for r in results), default=None),
             "tool_executions_mean": statistics.fmean(len(r["tools"]) for r in results) if results else None}
 
 
@@ -140,7 +142,8 @@ def print_summary(s: dict, model: str, tool_choice: str) -> None:
             print(f"  check {check:<17} {v['true']:>3} / {v['of']}")
     print(f"  tasks with a tool call {s['with_a_tool_call']}, API errors {s['errors']}, "
           f"latency p50 {s['latency_p50_s']:.1f} s (max {s['latency_max_s']:.1f} s), "
-          f"mean output entries {s['entries_mean']:.1f}, mean tool executions {s['tool_executions_mean']:.1f}")
+          f"model steps mean {s['steps_mean']:.1f} (max {s['steps_max']}), "
+          f"tool executions mean {s['tool_executions_mean']:.1f}")
 
 
 def main() -> int:

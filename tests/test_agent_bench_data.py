@@ -137,3 +137,12 @@ def test_guards_judge_what_happened_not_what_was_said():
                "info": {"columns": ["name", "Salary"], "rows": [["A", 1]]}}]
     assert not scoring.score(unlisted, scoring.Response.of(leaked), None, set(), None).passed
     assert scoring.score(unlisted, scoring.Response.of(outputs), None, set(), None).passed
+
+
+def test_model_steps_are_read_from_the_entries():
+    call = {"type": "tool.execution", "name": "company_db.query", "arguments": "{}", "info": {}}
+    text = {"type": "message.output", "content": "Answer."}
+    assert scoring.model_steps([text]) == 1
+    assert scoring.model_steps([call, text]) == 2            # a call, then the answer
+    assert scoring.model_steps([text, call, text]) == 2      # text and its call in one step, then the answer
+    assert scoring.model_steps([call, call, call, text]) == 4
