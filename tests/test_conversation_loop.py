@@ -13,6 +13,7 @@ the real model through the SDK.
 
 import asyncio
 import json
+import time
 
 import pytest
 from spec_schema import validate
@@ -283,6 +284,9 @@ def test_a_platform_tool_runs_and_the_answer_cites_its_references(bench):
     # the answer's [1] became the retrieved reference
     assert [c["type"] for c in answer["content"]] == ["text", "tool_reference", "text"]
     assert answer["content"][1]["title"] == "doc leave"
+    deltas = [(e["content_index"], e["content"]) for e in events if e["type"] == "message.output.delta"]
+    assert [c for i, c in deltas if i == 1] == [answer["content"][1]]  # streamed as a chunk of its own
+    assert "".join(c for i, c in deltas if i != 1) == "Leave is 25 days."
     # forced on the first step only; the second step read the tool's result; the citing rule was given
     first, second = bench.chat.requests
     assert (first.tool_choice, second.tool_choice) == ("any", "auto")
@@ -325,3 +329,281 @@ def test_guardrails_are_checked_on_every_step(bench):
     assert isinstance(error, RequestRefused) and not bench.chat.requests  # refused before generation
     answered(bench, bench.turn("fine", guardrails=guard), say("ok"))
     assert bench.chat.requests[0].guardrails[0].action == "block"
+
+
+# -- client functions, confirmations
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "the weather",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def test_a_client_function_round_trip(bench):
+    turn = bench.turn("weather in Paris?", tools=[WEATHER], completion_args={"tool_choice": "required"})
+    types, events, entries, done = answered(bench, turn, call(("get_weather", {"city": "Paris"})))
+    assert types == ["conversation.response.started", "function.call.delta", "conversation.response.done"]
+    (fc,) = entries
+    assert fc["type"] == "function.call" and fc["name"] == "get_weather" and fc["id"].startswith("fc_")
+    assert fc["tool_call_id"] == "call0get" and fc["confirmation_status"] is None
+    assert events[1]["tool_call_id"] == fc["tool_call_id"] and events[1]["id"] == fc["id"]
+    assert done.status == "waiting"
+    history = history_after(turn, entries)
+    # the client's result resumes it; the forced choice is not applied again
+    result = {"type": "function.result", "tool_call_id": "call0get", "result": '{"temp": 21}'}
+    resumed = bench.turn([result], tools=[WEATHER], history=history, completion_args={"tool_choice": "required"})
+    assert resumed.inputs[0]["id"].startswith("fr_")
+    types, _, entries, done = answered(bench, resumed, say("21 degrees."))
+    assert done.status == "idle" and entries[0]["content"] == "21 degrees."
+    request = bench.chat.requests[0]
+    assert request.tool_choice == "auto"
+    assert request.messages[-2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert request.messages[-1] == {"role": "tool", "tool_call_id": "call0get", "name": "get_weather",
+                                    "content": '{"temp": 21}'}
+
+
+def prepare(bench, turn):
+    return asyncio.run(bench.loop().prepare(turn))
+
+
+def test_a_result_must_answer_a_pending_call(bench):
+    turn = bench.turn("weather?", tools=[WEATHER])
+    _, _, entries, _ = answered(bench, turn, call(("get_weather", {"city": "Oslo"})))
+    history = history_after(turn, entries)
+    wrong = {"type": "function.result", "tool_call_id": "nope", "result": "x"}
+    with pytest.raises(BadInput) as caught:
+        prepare(bench, bench.turn([wrong], tools=[WEATHER], history=history))
+    assert caught.value.param == "inputs.0.tool_call_id" and "call0get" in str(caught.value)
+    with pytest.raises(BadInput) as caught:  # a new message while a call waits for its result
+        prepare(bench, bench.turn("hello again", tools=[WEATHER], history=history))
+    assert caught.value.param == "inputs" and "function.result" in str(caught.value)
+    with pytest.raises(BadInput) as caught:  # a result in a conversation that waits for nothing
+        prepare(bench, bench.turn([wrong], tools=[WEATHER]))
+    assert caught.value.param == "inputs.0.tool_call_id" and "waits for none" in str(caught.value)
+
+
+def confirming_turn(bench):
+    tools = [{"type": "connector", "connector_id": "crm", "tool_configuration": {"requires_confirmation": ["delete"]}}]
+    turn = bench.turn("delete customer 7", tools=tools)
+    types, events, entries, done = answered(bench, turn, call(("delete", {"q": "7"})))
+    return tools, turn, types, events, entries, done
+
+
+def test_a_tool_that_requires_confirmation_waits_then_runs_when_allowed(bench):
+    runs = len(bench.connector.runs)
+    tools, turn, types, events, entries, done = confirming_turn(bench)
+    assert types == ["conversation.response.started", "function.call.delta", "conversation.response.done"]
+    (fc,) = entries
+    assert fc["confirmation_status"] == "pending" and events[1]["confirmation_status"] == "pending"
+    assert done.status == "waiting" and len(bench.connector.runs) == runs  # not run yet
+    history = history_after(turn, entries)
+    allow = [{"tool_call_id": fc["tool_call_id"], "confirmation": "allow"}]
+    resumed = bench.turn(None, tools=tools, history=history, tool_confirmations=allow)
+    types, events, entries, done = answered(bench, resumed, say("Deleted."))
+    assert collapsed(types) == ["conversation.response.started", "tool.execution.started", "tool.execution.done",
+                                "message.output.delta", "conversation.response.done"]
+    assert bench.connector.runs[-1] == ("delete", {"q": "7"}) and len(bench.connector.runs) == runs + 1
+    execution, answer = entries
+    assert execution["name"] == "crm.delete" and execution["info"]["tool_call_id"] == fc["tool_call_id"]
+    assert done.status == "idle" and bench.chat.requests[0].messages[-1]["role"] == "tool"
+    # answered: nothing waits any more
+    with pytest.raises(BadInput) as caught:
+        prepare(bench, bench.turn(None, tools=tools, history=history_after(resumed, entries), tool_confirmations=allow))
+    assert caught.value.param == "tool_confirmations.0.tool_call_id"
+
+
+def test_a_denied_call_is_not_run_and_the_model_reads_why(bench):
+    runs = len(bench.connector.runs)
+    tools, turn, _, _, entries, _ = confirming_turn(bench)
+    history = history_after(turn, entries)
+    deny = [{"tool_call_id": entries[0]["tool_call_id"], "confirmation": "deny"}]
+    types, _, entries, done = answered(bench, bench.turn(None, tools=tools, history=history, tool_confirmations=deny),
+                                       say("I did not delete it."))
+    assert len(bench.connector.runs) == runs
+    denied, answer = entries
+    assert denied["type"] == "tool.execution" and denied["info"]["confirmation"] == "denied"
+    assert "denied" in bench.chat.requests[0].messages[-1]["content"] and done.status == "idle"
+
+
+def test_confirmations_must_answer_the_pending_calls(bench):
+    tools, turn, _, _, entries, _ = confirming_turn(bench)
+    history = history_after(turn, entries)
+    call_id = entries[0]["tool_call_id"]
+    cases = [
+        (bench.turn(None, tools=tools, history=history), "tool_confirmations"),  # nothing sent at all
+        (bench.turn("go on", tools=tools, history=history), "tool_confirmations"),  # the confirmation missing
+        (bench.turn(None, tools=tools, history=history,
+                    tool_confirmations=[{"tool_call_id": "other", "confirmation": "allow"}]),
+         "tool_confirmations.0.tool_call_id"),
+        (bench.turn(None, tools=tools, history=history,
+                    tool_confirmations=[{"tool_call_id": call_id, "confirmation": "maybe"}]),
+         "tool_confirmations.0.confirmation"),
+        (bench.turn([{"type": "function.result", "tool_call_id": call_id, "result": "x"}], tools=tools,
+                    history=history, tool_confirmations=[{"tool_call_id": call_id, "confirmation": "allow"}]),
+         "inputs.0.tool_call_id"),  # a confirmed call is not answered with a result
+    ]
+    for turn, param in cases:
+        with pytest.raises(BadInput) as caught:
+            prepare(bench, turn)
+        assert caught.value.param == param, (param, str(caught.value))
+
+
+# -- handoffs
+
+
+def test_a_server_handoff_continues_with_the_next_agent(bench):
+    bench.agents.add("ag_billing", name="Billing desk", model="billing-model", instructions="You do billing.",
+                     description="answers invoices")
+    front = bench.agents.add("ag_front", name="Front desk", instructions="You route.", handoffs=["ag_billing"])
+    turn = bench.turn("my invoice is wrong", agent=front, completion_args={"tool_choice": "any"})
+    types, events, entries, done = answered(bench, turn, call((handoff_name("Billing desk"), {})),
+                                            say("Billing here."))
+    assert collapsed(types) == ["conversation.response.started", "agent.handoff.started", "agent.handoff.done",
+                                "message.output.delta", "conversation.response.done"]
+    handoff, answer = entries
+    assert handoff["type"] == "agent.handoff" and handoff["id"].startswith("handoff_")
+    assert (handoff["previous_agent_id"], handoff["previous_agent_name"]) == ("ag_front", "Front desk")
+    assert (handoff["next_agent_id"], handoff["next_agent_name"]) == ("ag_billing", "Billing desk")
+    assert events[1]["id"] == events[2]["id"] == handoff["id"]
+    assert answer["agent_id"] == "ag_billing" and answer["model"] == "billing-model"
+    assert done.agent_id == "ag_billing"
+    first, second = bench.chat.requests
+    assert first.model == MODEL and first.tools[0]["function"]["name"] == "handoff_to_billing_desk"
+    assert "invoices" in first.tools[0]["function"]["description"]
+    assert second.model == "billing-model" and second.messages[0] == {"role": "system", "content": "You do billing."}
+    assert second.tools is None and second.tool_choice == "auto"
+    history_after(turn, entries)
+
+
+def test_a_client_handoff_is_a_function_call_for_the_client(bench):
+    bench.agents.add("ag_billing", name="Billing desk")
+    front = bench.agents.add("ag_front", name="Front desk", handoffs=["ag_billing"])
+    turn = bench.turn("invoice", agent=front, handoff_execution="client")
+    types, _, entries, done = answered(bench, turn, call(("handoff_to_billing_desk", {})))
+    assert types == ["conversation.response.started", "function.call.delta", "conversation.response.done"]
+    assert entries[0]["name"] == "handoff_to_billing_desk" and done.status == "waiting"
+    assert done.agent_id == "ag_front"
+
+
+def test_an_agent_handing_off_to_a_deleted_agent_is_a_400(bench):
+    lost = bench.agents.add("ag_lost", name="Lost", handoffs=["ag_gone"])
+    with pytest.raises(BadInput) as caught:
+        prepare(bench, bench.turn("hi", agent=lost))
+    assert caught.value.param == "handoffs" and "ag_gone" in str(caught.value)
+
+
+# -- bounds
+
+
+def test_the_step_bound_ends_the_response_with_an_error_naming_its_setting(bench):
+    turn = bench.turn("loop", tools=[{"type": "connector", "connector_id": "crm"}])
+    items, error = bench.respond(turn, *[call(("lookup", {"q": str(n)})) for n in range(3)], limits={"max_steps": 2})
+    assert isinstance(error, LoopBoundReached) and error.bound == "steps"
+    assert "2 model steps" in str(error) and "PLATEFORME_AGENT_MAX_STEPS" in str(error)
+    types, _, entries, done = checked(items)
+    assert [e["type"] for e in entries] == ["tool.execution", "tool.execution"] and done is None
+    assert len(bench.chat.requests) == 2
+
+
+def test_the_token_bound_counts_the_tokens_of_every_step(bench):
+    turn = bench.turn("loop", tools=[{"type": "connector", "connector_id": "crm"}],
+                      completion_args={"max_tokens": 100})
+    replies = [call(("lookup", {"q": str(n)}), completion_tokens=10) for n in range(3)]
+    items, error = bench.respond(turn, *replies, limits={"max_tokens": 15})
+    assert isinstance(error, LoopBoundReached) and error.bound == "tokens"
+    assert "15 generated tokens" in str(error) and "PLATEFORME_AGENT_MAX_TOKENS" in str(error)
+    # each step asked for at most what was left of the budget
+    assert [r.max_tokens for r in bench.chat.requests] == [15, 5]
+
+
+def test_the_time_bound_stops_a_slow_step(bench):
+    turn = bench.turn("slow")
+    began = time.monotonic()
+    items, error = bench.respond(turn, wait(5), limits={"max_seconds": 0.3})
+    assert isinstance(error, LoopBoundReached) and error.bound == "seconds"
+    assert "PLATEFORME_AGENT_MAX_SECONDS" in str(error)
+    assert time.monotonic() - began < 3
+
+
+def test_a_tool_that_hangs_is_cut_at_the_time_bound(bench):
+    async def hang(args, context):
+        await asyncio.sleep(30)
+
+    class Hanging:
+        async def tools(self, principal, spec, param):
+            return [PlatformTool("slow_tool", "", {"type": "object"}, "slow", hang)]
+    loop_resolver, bench.resolver = bench.resolver, ToolsetResolver({"connector": Hanging()})
+    try:
+        items, error = bench.respond(bench.turn("x", tools=[{"type": "connector", "connector_id": "s"}]),
+                                     call(("slow_tool", {})), say("never"), limits={"max_seconds": 0.5})
+    finally:
+        bench.resolver = loop_resolver
+    types, events, entries, _ = checked(items)
+    assert entries[0]["type"] == "tool.execution" and "PLATEFORME_AGENT_MAX_SECONDS" in entries[0]["info"]["error"]
+    assert isinstance(error, LoopBoundReached) and error.bound == "seconds"
+
+
+def test_a_tool_the_model_was_not_offered_is_answered_with_an_error(bench):
+    turn = bench.turn("x", tools=[WEATHER])
+    types, _, entries, done = answered(bench, turn, call(("launch_rockets", {})), say("Sorry."))
+    assert entries[0]["type"] == "tool.execution" and "launch_rockets" in entries[0]["info"]["error"]
+    assert "get_weather" in entries[0]["info"]["error"] and done.status == "idle"
+
+
+# -- the toolset, the entries
+
+
+def resolve(bench, tools, handoffs=()):
+    return asyncio.run(bench.resolver.resolve(bench.principal, tools, list(handoffs)))
+
+
+def test_the_toolset_resolves_each_kind_and_refuses_what_it_cannot_run(bench):
+    billing = bench.agents.add("ag_billing", name="Billing desk!")
+    toolset = resolve(bench, [WEATHER, {"type": "document_library", "library_ids": ["l"]},
+                              {"type": "connector", "connector_id": "crm", "tool_configuration": {"exclude": ["delete"]}}],
+                      [billing])
+    assert list(toolset.platform) == ["search", "lookup"] and toolset.functions == [WEATHER]
+    assert list(toolset.handoffs) == ["handoff_to_billing_desk"]
+    assert [d["function"]["name"] for d in toolset.definitions()] == ["search", "lookup", "get_weather",
+                                                                      "handoff_to_billing_desk"]
+    for tools, param in [([{"type": "web_search"}], "tools.0.type"),
+                         ([WEATHER, {"type": "code_interpreter"}], "tools.1.type"),
+                         ([{"type": "document_library", "library_ids": ["unknown"]}], "tools.0.library_ids"),
+                         ([WEATHER, WEATHER], "tools.1.function.name"),
+                         ([{"type": "function", "function": {"name": "search"}},
+                           {"type": "document_library", "library_ids": ["l"]}], "tools.1"),
+                         ([{"type": "function", "function": {"name": "bad name"}}], "tools.0.function.name"),
+                         ([{"type": "teleport"}], "tools.0.type")]:
+        with pytest.raises(ToolSpecError) as caught:
+            resolve(bench, tools)
+        assert caught.value.param == param and caught.value.status == 400, (tools, str(caught.value))
+    # two agents whose names read the same get distinct handoff functions
+    twin = bench.agents.add("ag_twin", name="billing desk")
+    assert len(resolve(bench, [], [billing, twin]).handoffs) == 2
+
+
+def test_a_built_in_tool_is_refused_before_the_response_runs(bench):
+    with pytest.raises(ToolSpecError) as caught:
+        prepare(bench, bench.turn("search the web", tools=[{"type": "web_search"}]))
+    assert caught.value.param == "tools.0.type" and "does not run" in str(caught.value)
+
+
+def test_input_entries_get_ids_and_timestamps_and_bad_ones_are_named():
+    (entry,) = input_entries("hi")
+    assert entry["type"] == "message.input" and entry["role"] == "user" and entry["id"].startswith("msg_")
+    validate(entry, "MessageInputEntry")
+    listed = input_entries([{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                            {"type": "message.output", "content": "earlier answer"},
+                            {"type": "function.result", "tool_call_id": "abc", "result": "1"}])
+    assert [e["type"] for e in listed] == ["message.input", "message.output", "function.result"]
+    for e in listed:
+        validate(e, ENTRY_SCHEMAS[e["type"]])
+    assert messages_view(listed) == listed[:2]
+    for inputs, param in [("", "inputs"), ([], "inputs"), ([{"type": "message.input"}], "inputs.0.content"),
+                          ([{"role": "system", "content": "x"}], "inputs.0.role"),
+                          ([{"type": "function.result", "tool_call_id": "a", "result": 3}], "inputs.0.result"),
+                          (["hi", {"type": "nope"}], "inputs.0"),
+                          ([{"role": "user", "content": "x", "colour": "red"}], "inputs.0.colour"),
+                          ([{"role": "user", "content": "x"}, {"type": "tool.exec"}], "inputs.1.type")]:
+        with pytest.raises(BadInput) as caught:
+            input_entries(inputs)
+        assert caught.value.param == param, (inputs, caught.value.param)

@@ -15,10 +15,11 @@ client function, or a handoff with handoff_execution "client" becomes a Function
 response stops (status "waiting") until the client appends the function.result entries or
 tool_confirmations (allow: the tool runs then; deny: the model reads that it was denied); a
 server-side handoff (agent.handoff.started/done, AgentHandoffEntry) continues with the next agent.
-The final answer is a MessageOutputEntry whose content cites the tools' references
-(agent_tools/citations.py). Then conversation.response.done with the usage summed over the steps,
-and a DoneItem. A bound of LoopLimits reached raises LoopBoundReached (conversations/limits.py)
-after the entries made so far were yielded.
+The answer is a MessageOutputEntry whose content cites the tools' references
+(agent_tools/citations.py; its deltas carry the tool_reference chunks as they come). Then
+conversation.response.done with the usage summed over the steps, and a DoneItem. A bound of
+LoopLimits reached raises LoopBoundReached (conversations/limits.py) after the entries made so far
+were yielded.
 
 A forced tool_choice ("any", "required") applies to the first model step of a response started by
 a user message only; later steps, and responses resuming on function results or confirmations,
@@ -28,7 +29,6 @@ use "auto" (else a forced model would call tools for ever).
 from dataclasses import dataclass, field
 
 from plateforme.agent_tools.base import PlatformTool, ToolContext, ToolOutcome
-from plateforme.agent_tools.citations import cite
 from plateforme.agents.errors import BadInput
 from plateforme.conversations.entries import new_entry, new_entry_id, now_iso
 from plateforme.conversations.items import DoneItem, EntryItem, EventItem
@@ -203,7 +203,7 @@ class ConversationLoop:
             request = persona.chat_request(chat_messages(response.working, persona.system_prompt()), choice,
                                            response.budget.step_max_tokens(persona.completion_args.get("max_tokens")))
             step = ModelStep(self.pipeline, turn.principal, request, new_entry_id("message.output"),
-                             len(response.outputs), persona)
+                             len(response.outputs), persona, response.references)
             async for event in step.events(response.budget):
                 yield EventItem(event)
             response.prompt_tokens += step.usage.prompt_tokens
@@ -211,10 +211,8 @@ class ConversationLoop:
             response.budget.tokens += step.usage.completion_tokens
             response.guardrails += step.call.guardrails or []
             if step.text or not step.calls:
-                content = cite(step.text, response.references) if response.references and not step.calls \
-                    else step.text
                 yield response.add({**new_entry("message.output", agent_id=persona.agent_id, model=persona.model,
-                                                role="assistant", content=content),
+                                                role="assistant", content=step.content()),
                                     "id": step.message_id, "created_at": step.started_at})
             if not step.calls:
                 break

@@ -1,16 +1,19 @@
 """One model step of a response, through the request pipeline (limits, usage, traces, guardrails).
 
-    step = ModelStep(pipeline, principal, request, message_id, output_index, persona)
+    step = ModelStep(pipeline, principal, request, message_id, output_index, persona, references)
     async for event in step.events(budget): ...   # message.output.delta events
-    step.text, step.calls, step.finish, step.usage
+    step.content(), step.calls, step.finish, step.usage
 
-The step's text streams as message.output.delta events of the message entry `message_id`; its
-tool calls arrive whole at the end. The wall-time bound applies to each wait on the engine.
+The step's text streams as message.output.delta events of the message entry `message_id`; once
+the response's tools returned references, through agent_tools.citations.CitationStream: its [n]
+markers become tool_reference chunks (their content_index), and the entry's content is cite(text).
+Its tool calls arrive whole at the end. The wall-time bound applies to each wait on the engine.
 """
 
 import asyncio
 import dataclasses
 
+from plateforme.agent_tools.citations import CitationStream
 from plateforme.chat.types import ChatRequest, Delta, Usage
 from plateforme.conversations.entries import now_iso
 from plateforme.conversations.limits import LoopBudget
@@ -39,8 +42,10 @@ class StepTrace:
 
 
 class ModelStep:
-    def __init__(self, pipeline, principal, request: ChatRequest, message_id: str, output_index: int, persona):
+    def __init__(self, pipeline, principal, request: ChatRequest, message_id: str, output_index: int, persona,
+                 references: list[dict] | None = None):
         self.pipeline, self.principal, self.request = pipeline, principal, request
+        self.citations = CitationStream(references) if references else None
         self.message_id, self.output_index, self.persona = message_id, output_index, persona
         self.call = GenerationCall(principal, "chat", request, traced=StepTrace(request))
         self.started_at = now_iso()
@@ -49,9 +54,18 @@ class ModelStep:
         self.finish: str | None = None
         self.usage = Usage(0, 0)
 
-    def _delta_event(self, content: str) -> dict:
+    def content(self) -> str | list[dict]:
+        """The message entry's content: the text, or its chunks citing the references."""
+        return self.citations.content() if self.citations is not None else self.text
+
+    def _pieces(self, text: str | None) -> list[tuple[int, str | dict]]:
+        if self.citations is None:
+            return [(0, text)] if text else []
+        return self.citations.feed(text) if text is not None else self.citations.finish()
+
+    def _delta_event(self, content_index: int, content: str | dict) -> dict:
         return {"type": "message.output.delta", "created_at": now_iso(), "output_index": self.output_index,
-                "id": self.message_id, "content_index": 0, "model": self.persona.model,
+                "id": self.message_id, "content_index": content_index, "model": self.persona.model,
                 "agent_id": self.persona.agent_id, "role": "assistant", "content": content}
 
     async def events(self, budget: LoopBudget):
@@ -79,6 +93,10 @@ class ModelStep:
                         self.finish = item.finish_reason
                     if item.content:
                         self.text += item.content
-                        yield self._delta_event(item.content)
+                        for index, content in self._pieces(item.content):
+                            yield self._delta_event(index, content)
         finally:
             await stream.aclose()
+        if self.text:
+            for index, content in self._pieces(None):
+                yield self._delta_event(index, content)
