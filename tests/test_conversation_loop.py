@@ -300,7 +300,8 @@ def test_a_platform_tool_runs_and_the_answer_cites_its_references(bench):
     answered(bench, later, say("Ask HR."))
     replay = bench.chat.requests[0].messages
     assert [m["role"] for m in replay[1:]] == ["user", "assistant", "tool", "assistant", "user"]
-    assert replay[3]["content"] == execution["info"]["content"] and replay[4]["content"] == "Leave is 25 days."  # its references are left out
+    assert replay[3]["content"] == execution["info"]["content"]
+    assert replay[4]["content"] == "Leave is 25 days."  # the answer's references are left out
 
 
 def test_every_step_goes_through_the_pipeline_billed_and_traced(bench):

@@ -26,6 +26,7 @@ a user message only; later steps, and responses resuming on function results or 
 use "auto" (else a forced model would call tools for ever).
 """
 
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 from plateforme.agent_tools.base import PlatformTool, ToolContext, ToolOutcome
@@ -33,7 +34,8 @@ from plateforme.agents.errors import BadInput
 from plateforme.conversations.entries import new_entry, new_entry_id, now_iso
 from plateforme.conversations.items import DoneItem, EntryItem, EventItem
 from plateforme.conversations.limits import LoopBudget, LoopLimits
-from plateforme.conversations.messages import chat_messages, pending_calls
+from plateforme.conversations.messages import chat_messages
+from plateforme.conversations.pending import check_confirmations, check_results, pending_calls
 from plateforme.conversations.persona import Persona, resolve_persona
 from plateforme.conversations.step import ModelStep
 from plateforme.conversations import tool_run
@@ -79,58 +81,6 @@ class Prepared:
     confirmations: list[tuple[dict, str]]
     # Whether the first step keeps a forced tool_choice (a response started by a user message).
     forced: bool
-
-
-def _dict(value) -> dict:
-    return value.model_dump() if hasattr(value, "model_dump") else dict(value)
-
-
-def _waits_for(calls: dict[str, dict]) -> str:
-    return ", ".join(f"{cid} ({entry['name']})" for cid, entry in calls.items())
-
-
-def check_results(inputs: list[dict], pending: dict[str, dict]) -> None:
-    """Every function.result of `inputs` answers a client call the conversation waits for, and
-    every such call is answered: else a BadInput naming the field."""
-    awaiting = {cid: e for cid, e in pending.items() if e.get("confirmation_status") != "pending"}
-    for i, entry in enumerate(inputs):
-        if entry["type"] == "function.call":
-            awaiting[entry["tool_call_id"]] = entry
-        elif entry["type"] == "function.result":
-            call_id, param = entry["tool_call_id"], f"inputs.{i}.tool_call_id"
-            if call_id in pending and call_id not in awaiting:
-                raise BadInput(f"{param}: call {call_id!r} of {pending[call_id]['name']} waits for a confirmation, "
-                               "not a result: append tool_confirmations [{\"tool_call_id\": ..., \"confirmation\": "
-                               "\"allow\" | \"deny\"}]", param)
-            if call_id not in awaiting:
-                waits = f"; it waits for {_waits_for(awaiting)}" if awaiting else "; it waits for none"
-                raise BadInput(f"{param}: {call_id!r} answers no function call of this conversation{waits}", param)
-            awaiting.pop(call_id)
-    if awaiting:
-        raise BadInput(f"inputs: the conversation waits for the results of the function calls {_waits_for(awaiting)}"
-                       ": append a function.result entry for each", "inputs")
-
-
-def check_confirmations(confirmations: list | None, pending: dict[str, dict]) -> list[tuple[dict, str]]:
-    """The (pending call, "allow" | "deny") pairs of `confirmations`; a BadInput naming the field
-    for one that answers no pending confirmation, or when a pending confirmation is left unanswered."""
-    waiting = {cid: e for cid, e in pending.items() if e.get("confirmation_status") == "pending"}
-    answers: dict[str, str] = {}
-    for i, raw in enumerate(confirmations or []):
-        item, param = _dict(raw), f"tool_confirmations.{i}"
-        call_id, choice = item.get("tool_call_id"), item.get("confirmation")
-        if choice not in ("allow", "deny"):
-            raise BadInput(f"{param}.confirmation: {choice!r}; allow or deny", f"{param}.confirmation")
-        if call_id not in waiting or call_id in answers:
-            waits = f"; it waits for {_waits_for(waiting)}" if waiting else "; none is pending"
-            raise BadInput(f"{param}.tool_call_id: {call_id!r} is no tool call waiting for a confirmation{waits}",
-                           f"{param}.tool_call_id")
-        answers[call_id] = choice
-    missing = {cid: e for cid, e in waiting.items() if cid not in answers}
-    if missing:
-        raise BadInput(f"tool_confirmations: the conversation waits for the confirmation of {_waits_for(missing)}: "
-                       "allow or deny each", "tool_confirmations")
-    return [(waiting[cid], answers[cid]) for cid in waiting]
 
 
 class _Response:
@@ -204,8 +154,10 @@ class ConversationLoop:
                                            response.budget.step_max_tokens(persona.completion_args.get("max_tokens")))
             step = ModelStep(self.pipeline, turn.principal, request, new_entry_id("message.output"),
                              len(response.outputs), persona, response.references)
-            async for event in step.events(response.budget):
-                yield EventItem(event)
+            # closed (and the engine's stream with it) when the response is
+            async with aclosing(step.events(response.budget)) as events:
+                async for event in events:
+                    yield EventItem(event)
             response.prompt_tokens += step.usage.prompt_tokens
             response.completion_tokens += step.usage.completion_tokens
             response.budget.tokens += step.usage.completion_tokens
@@ -252,7 +204,8 @@ class ConversationLoop:
         denied = tool_run.denied_entry(response.persona, entry["name"], entry_name, entry["tool_call_id"], arguments)
         if tool is None:
             reason = f"{entry['name']} is no longer a tool of this conversation: it was not run"
-            denied["info"].update(error=reason, confirmation="allowed", content=f"Error: {reason}")
+            denied["info"].update(error=reason, confirmation="allowed" if choice == "allow" else "denied",
+                                  content=f"Error: {reason}")
         yield response.add(denied)
 
     async def _answer(self, response: _Response, call: dict, outcome: list):
