@@ -26,7 +26,14 @@ low: the number is reported as measured, and the tasks are not tuned to it. To m
 model, declare it in a models config (with an embedding model for the library) and name it:
 
     python benchmarks/bench_agents.py [--models-config models.yaml --model NAME]
-        [--tool-choice any|auto] [--max-tokens 256] [--tasks ID,ID] [--limit N]
+        [--tool-choice any|auto] [--max-tokens 160] [--concurrency 1] [--tasks ID,ID] [--limit N]
+
+--tool-choice any (the default) forces a tool call on each response's first model step (the loop
+lets the model choose after it): without it a small model seldom calls a tool at all.
+--max-tokens bounds each model step: the agents are asked for one or two sentences, and a tool
+call's arguments (a search query, an SQL statement) fit well within it; it keeps a model that
+does not stop from filling its context. --concurrency N runs N conversations at once (a shorter
+run on a slow machine; the latencies are then measured under that load, and the summary says so).
 """
 
 import argparse
@@ -37,6 +44,8 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # the embedding model's threads must not spin on shared cores
@@ -70,19 +79,37 @@ def models_and_model(args) -> tuple[list[dict] | None, str]:
     return models, args.model or chat
 
 
-def run_task(stack: AgentStack, task, agent_id: str, expected, names: dict[str, str], db_path: Path) -> dict:
+def stored_outputs(stack: AgentStack, metadata: dict) -> list[dict]:
+    """The output entries a failed response left in its conversation (found by its metadata), so
+    that what its tools did is still scored for the report (the task itself fails)."""
+    try:
+        found = stack.client.beta.conversations.list(metadata=metadata, page_size=2)
+        if len(found) != 1:
+            return []
+        history = stack.client.beta.conversations.get_history(conversation_id=found[0].id)
+    except Exception:  # nothing recoverable: the error is what is reported
+        return []
+    entries = [entry.model_dump(mode="json", by_alias=True) for entry in history.entries]
+    return [e for e in entries if e.get("type") not in ("message.input", "function.result")]
+
+
+def run_task(stack: AgentStack, task, agent_id: str, expected, names: dict[str, str], db_path: Path,
+             run_id: str) -> dict:
     before = database_fingerprint(db_path) if task.guard == "read_only" else None
     began, error, outputs, usage = time.perf_counter(), None, [], {}
+    metadata = {"bench_run": run_id, "bench_task": task.id}
     try:
-        answer = stack.client.beta.conversations.start(agent_id=agent_id, inputs=task.question)
+        answer = stack.client.beta.conversations.start(agent_id=agent_id, inputs=task.question, metadata=metadata)
         outputs = [entry.model_dump(mode="json", by_alias=True) for entry in answer.outputs]
         usage = answer.usage.model_dump(mode="json") if answer.usage else {}
     except Exception as exc:  # an error answer of the API is a failed task, reported with its reason
+        seconds = time.perf_counter() - began
         error = f"{type(exc).__name__}: {str(exc)[:400]}"
         if not stack.alive():
             raise BenchError(f"the server died during {task.id}:\n{stack.gateway.log_tail()}") from exc
-    seconds = time.perf_counter() - began
-    unchanged = None if before is None else database_fingerprint(db_path) == before
+        outputs = stored_outputs(stack, metadata)
+    else:
+        unchanged = None if before is None else database_fingerprint(db_path) == before
     response = Response.of(outputs)
     document_ids = {i for i, name in names.items() if name == task.document}
     result = score(task, response, expected, document_ids, unchanged)
@@ -152,9 +179,12 @@ def main() -> int:
     parser.add_argument("--model", help="the chat model under test (default: the config's first chat model)")
     parser.add_argument("--tool-choice", default="any", choices=("any", "auto"),
                         help="the agents' tool_choice (forced applies to a response's first step only)")
-    parser.add_argument("--max-tokens", type=int, default=256, help="max_tokens of each model step")
+    parser.add_argument("--max-tokens", type=int, default=160, help="max_tokens of each model step")
     parser.add_argument("--tasks", help="comma-separated task ids (default: all)")
     parser.add_argument("--limit", type=int, help="only the first N tasks (a quick check)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="conversations run at once (1: each task's latency alone; more: a shorter run, "
+                             "latencies under that load)")
     args = parser.parse_args()
 
     tasks = load_tasks()
@@ -168,7 +198,7 @@ def main() -> int:
     expectations = sql_expectations(tasks, db_path)
     fingerprint = database_fingerprint(db_path)
     print(f"{len(tasks)} tasks, model {model}, tool_choice {args.tool_choice}; starting the server", flush=True)
-    began = time.perf_counter()
+    began, load_start = time.perf_counter(), os.getloadavg()[0]
     stack = AgentStack.start(models, model)
     try:
         stack.register_database(db_path, connector)
@@ -177,15 +207,26 @@ def main() -> int:
         agents = stack.create_agents(library_id, connector["name"], completion_args)
         print(f"  set up in {time.perf_counter() - began:.0f} s: connector {connector['name']}, "
               f"library of {len(names)} documents, agents {', '.join(agents)}", flush=True)
-        results = []
-        for task in tasks:
-            results.append(run_task(stack, task, agents[AGENT_OF_KIND[task.kind]], expectations.get(task.id),
-                                    names, db_path))
-            print(line(results[-1]), flush=True)
+        run_id = uuid.uuid4().hex[:12]
+
+        def one(task):
+            return run_task(stack, task, agents[AGENT_OF_KIND[task.kind]], expectations.get(task.id), names, db_path,
+                            run_id)
+
+        results, ran_began = [], time.perf_counter()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            for result in pool.map(one, tasks):
+                results.append(result)
+                print(line(result), flush=True)
+        ran_seconds = time.perf_counter() - ran_began
     finally:
         stack.stop()
     summary = summarize(results)
     summary["database_unchanged"] = database_fingerprint(db_path) == fingerprint
+    summary.update(concurrency=args.concurrency, run_seconds=ran_seconds, load_start=load_start,
+                   load_end=os.getloadavg()[0])
+    print(f"\n{len(results)} tasks in {ran_seconds:.0f} s, {args.concurrency} at a time; load average "
+          f"{load_start:.1f} at the start, {summary['load_end']:.1f} at the end ({os.cpu_count()} CPUs)")
     print_summary(summary, model, args.tool_choice)
     if model == default_models()[0]["name"]:
         print(f"\n{DEFAULT_NOTE}")
