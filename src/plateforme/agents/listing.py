@@ -1,0 +1,53 @@
+"""Filters of the agents list (name, search, id, metadata, sources, deployment_chat) and the
+opaque cursor of GET /v1/agents/pages."""
+
+import base64
+import json
+from dataclasses import dataclass
+
+from plateforme.agents.errors import BadInput
+
+# Where an agent was made (Mistral's RequestSource): through this API, always.
+SOURCE = "api"
+
+
+@dataclass(frozen=True)
+class AgentFilters:
+    name: str | None = None  # the agent's name, exactly
+    search: str | None = None  # a part of its name or id, any case
+    id: str | None = None
+    metadata: dict | None = None  # every key given, with that value
+    sources: list[str] | None = None
+    deployment_chat: bool | None = None
+
+    def accepts(self, agent) -> bool:
+        body = agent.body
+        if self.name is not None and body.get("name") != self.name:
+            return False
+        if self.search and self.search.lower() not in f"{body.get('name', '')}\n{agent.id}".lower():
+            return False
+        if self.id is not None and agent.id != self.id:
+            return False
+        if self.sources is not None and SOURCE not in self.sources:
+            return False
+        if self.deployment_chat is not None and bool(body.get("deployment_chat")) != self.deployment_chat:
+            return False
+        mine = body.get("metadata") or {}
+        return all(key in mine and mine[key] == value for key, value in (self.metadata or {}).items())
+
+
+def cursor_of(agent) -> str:
+    """The cursor after `agent` in the list's order (newest first)."""
+    raw = json.dumps([agent.created_at.timestamp(), agent.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def after_cursor(agents: list, token: str) -> list:
+    """The agents after the one `token` names (the list is newest first)."""
+    try:
+        created, agent_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        key = (float(created), str(agent_id))
+    except (ValueError, TypeError):
+        raise BadInput("page_token: not a cursor of this server; pass the next_page_token of a previous "
+                       "GET /v1/agents/pages answer, or none for the first page", "page_token") from None
+    return [a for a in agents if (a.created_at.timestamp(), a.id) < key]
