@@ -577,6 +577,7 @@ def test_the_toolset_resolves_each_kind_and_refuses_what_it_cannot_run(bench):
         with pytest.raises(ToolSpecError) as caught:
             resolve(bench, tools)
         assert caught.value.param == param and caught.value.status == 400, (tools, str(caught.value))
+    assert handoff_name("Équipe facturation") == "handoff_to_equipe_facturation"
     # two agents whose names read the same get distinct handoff functions
     twin = bench.agents.add("ag_twin", name="billing desk")
     assert len(resolve(bench, [], [billing, twin]).handoffs) == 2

@@ -11,6 +11,7 @@ function name offered must be unique: a clash is a 400 naming the tool.
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from plateforme.agent_tools.base import PlatformTool, ToolProvider, ToolSpecError
@@ -39,7 +40,8 @@ class Toolset:
 
 def handoff_name(agent_name: str) -> str:
     """The function that hands the conversation to the agent named `agent_name`."""
-    slug = re.sub(r"[^a-zA-Z0-9_-]+", "_", agent_name).strip("_").lower() or "agent"
+    plain = unicodedata.normalize("NFKD", agent_name).encode("ascii", "ignore").decode()  # É -> E
+    slug = re.sub(r"[^a-zA-Z0-9_-]+", "_", plain).strip("_").lower() or "agent"
     return (HANDOFF_PREFIX + slug)[:64]
 
 

@@ -85,12 +85,8 @@ def _input_entry(raw, param: str) -> dict:
     if entry_type == "function.result" and not isinstance(item["result"], str):
         raise BadInput(f"{param}.result: the function's result is a string (JSON text for structured results)",
                        f"{param}.result")
-    moment = now_iso()
-    item.update(object="entry", type=entry_type, id=new_entry_id(entry_type),
-                created_at=item.get("created_at") or moment, completed_at=item.get("completed_at") or moment)
-    for key in ("created_at", "completed_at"):
-        if isinstance(item[key], datetime):
-            item[key] = item[key].isoformat()
+    moment = now_iso()  # an input's id and times are the server's: when it was received
+    item.update(object="entry", type=entry_type, id=new_entry_id(entry_type), created_at=moment, completed_at=moment)
     return item
 
 
