@@ -8,14 +8,18 @@ No mocks: real SQLite files, a real PostgreSQL, the real tool objects the conver
 """
 
 import asyncio
+import json
 import sqlite3
 import sys
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from server_process import DEFAULT_MODEL
+from spec_schema import validate, validate_response
 
 from plateforme.agent_tools.base import ToolContext, ToolSpecError
 from plateforme.agents.errors import BadInput
@@ -303,3 +307,143 @@ def test_bounds_default_to_the_settings_and_shrink_with_them(sqlite_url):
     with pytest.raises(ToolSpecError) as error:
         asyncio.run(DatabaseTools(SETTINGS).tools(DEV_PRINCIPAL, broken, {}, "tools.2"))
     assert error.value.param == "tools.2.connector_id"
+
+
+# --- Live, through the admin API and the mistralai SDK, on the session's shared server -----------------------
+
+LIVE_TABLES = {"customers": ["id", "name", "city", "country", "segment"], "orders": "*", "order_items": "*",
+               "products": "*"}
+FORCED = {"tool_choice": "any", "temperature": 0, "max_tokens": 96}
+
+
+@pytest.fixture(scope="module")
+def live(server, tmp_path_factory):
+    """The company database registered for the dev workspace, and an agent whose only tool is its query."""
+    from mistralai.client import Mistral
+
+    from plateforme.tenancy.principal import DEV_WORKSPACE
+
+    path = company_db.build_sqlite(tmp_path_factory.mktemp("live-company") / "company.db")
+    http = httpx.Client(base_url=server.url, headers=server.headers, timeout=120)
+    client = Mistral(api_key=server.api_key or "no-auth", server_url=server.url)
+    name = f"company_{uuid.uuid4().hex[:6]}"
+    registered = http.post(f"/v1/admin/workspaces/{DEV_WORKSPACE}/databases",
+                           json={"name": name, "description": "orders, customers and products",
+                                 "url": f"sqlite:///{path}", "tables": LIVE_TABLES, "row_cap": 20})
+    assert registered.status_code == 200, registered.text
+    agent = client.beta.agents.create(
+        model=DEFAULT_MODEL, name="data assistant", completion_args=FORCED,
+        instructions=f"You answer questions about the company's data by calling {name}_query with the SQL the "
+                     "user gives, exactly as written.",
+        tools=[{"type": "connector", "connector_id": name, "tool_configuration": {"include": ["query"]}}])
+    yield http, client, name, path, agent, registered.json()
+    client.beta.agents.delete(agent_id=agent.id)
+    http.delete(f"/v1/admin/workspaces/{DEV_WORKSPACE}/databases/{name}")
+    http.close()
+
+
+def _entries(response) -> list[dict]:
+    return [o.model_dump(mode="json", by_alias=True, exclude_none=True) for o in response.outputs]
+
+
+def _executions(entries: list[dict], name: str) -> list[dict]:
+    runs = [e for e in entries if e["type"] == "tool.execution"]
+    assert runs and all(e["name"] == f"{name}.query" for e in runs), [e["type"] for e in entries]
+    return runs
+
+
+def test_admin_registers_lists_and_removes_databases(live):
+    from plateforme.tenancy.principal import DEV_WORKSPACE
+
+    http, _, name, path, _, registered = live
+    base = f"/v1/admin/workspaces/{DEV_WORKSPACE}/databases"
+    assert registered["object"] == "database" and registered["name"] == name and registered["dialect"] == "sqlite"
+    assert registered["tables"] == LIVE_TABLES and registered["row_cap"] == 20 and registered["warnings"] == []
+    assert name in [d["name"] for d in http.get(base).json()["data"]]
+    assert http.get(f"{base}/{registered['id']}").json()["name"] == name
+    duplicate = http.post(base, json={"name": name, "url": f"sqlite:///{path}", "tables": {"orders": "*"}})
+    assert duplicate.status_code == 409 and duplicate.json()["param"] == "name"
+    for body, param in (({"tables": {"orders": "*", "invoices": "*"}}, "tables.invoices"),
+                        ({"tables": {"customers": ["id", "vat"]}}, "tables.customers"),
+                        ({"url": "postgresql://u:hunter2@127.0.0.1:1/db"}, "url"),
+                        ({"url": "sqlite:////nonexistent/company.db"}, "url"),
+                        ({"row_cap": 100000}, "row_cap")):
+        bad = http.post(base, json={"name": "bad_db", "url": f"sqlite:///{path}", "tables": {"orders": "*"}, **body})
+        assert bad.status_code == 400 and bad.json()["param"] == param, bad.text
+        assert bad.json()["object"] == "error" and "hunter2" not in bad.text
+    assert http.post(base, json={"name": "bad_db", "url": 3, "tables": {}}).status_code == 422
+    assert http.get("/v1/admin/workspaces/no-such-workspace/databases").status_code == 404
+    # Register, audit, remove.
+    extra = http.post(base, json={"name": "scratch_db", "url": f"sqlite:///{path}", "tables": {"products": "*"}})
+    assert extra.status_code == 200, extra.text
+    removed = http.delete(f"{base}/scratch_db")
+    assert removed.status_code == 200 and removed.json()["deleted"] is True
+    assert http.get(f"{base}/scratch_db").status_code == 404 and http.delete(f"{base}/scratch_db").status_code == 404
+    actions = [(e["action"], (e["detail"] or {}).get("name")) for e in http.get("/v1/admin/audit").json()["data"]]
+    assert ("database.create", "scratch_db") in actions and ("database.delete", "scratch_db") in actions
+
+
+def test_an_agent_answers_through_the_sql_tool(live):
+    http, client, name, path, agent, _ = live
+    sql = "SELECT status, count(*) FROM orders GROUP BY status"
+    response = client.beta.conversations.start(agent_id=agent.id, inputs=f"How many orders per status? {sql}")
+    entries = _entries(response)
+    run = _executions(entries, name)[0]
+    executed = json.loads(run["arguments"])["sql"]
+    assert run["info"]["query"] == executed.strip()
+    if "error" in run["info"]:  # the model's SQL was refused: the reason, and the conversation went on
+        assert run["info"]["error"]
+    else:  # what the database gives for that very SQL
+        with sqlite3.connect(path) as conn:
+            expected = [list(r) for r in conn.execute(executed).fetchmany(20)]
+        assert run["info"]["rows"] == expected and run["info"]["row_count"] == len(expected)
+    assert entries[-1]["type"] == "message.output"
+    history = http.get(f"/v1/conversations/{response.conversation_id}/history")
+    validate_response("/v1/conversations/{conversation_id}/history", "get", 200, history.json())
+    assert [e["type"] for e in history.json()["entries"]][:2] == ["message.input", "tool.execution"]
+
+
+def test_a_write_is_refused_and_the_conversation_goes_on(live):
+    http, client, name, path, agent, _ = live
+    events, kind = [], None
+    with http.stream("POST", "/v1/conversations", json={
+            "agent_id": agent.id, "stream": True, "inputs": "DELETE FROM orders WHERE id = 1"}) as streamed:
+        assert streamed.status_code == 200
+        for line in streamed.iter_lines():
+            if line.startswith("event: "):
+                kind = line[len("event: "):]
+            elif line.startswith("data: "):
+                data = json.loads(line[len("data: "):])
+                validate({"event": kind, "data": data}, "ConversationEvents")
+                events.append(data)
+    types = [e["type"] for e in events]
+    assert types[0] == "conversation.response.started" and types[-1] == "conversation.response.done", types
+    assert "tool.execution.done" in types
+    conversation_id = events[0]["conversation_id"]
+    entries = [e.model_dump(mode="json", by_alias=True, exclude_none=True)
+               for e in client.beta.conversations.get_history(conversation_id=conversation_id).entries]
+    run = _executions(entries[1:], name)[0]
+    executed = json.loads(run["arguments"])["sql"]
+    assert executed.strip().upper().startswith("DELETE"), f"the model did not send the write: {executed!r}"
+    assert "readonly database" in run["info"]["error"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 220
+    assert entries[-1]["type"] == "message.output"
+    # The conversation goes on: a next turn is answered.
+    more = client.beta.conversations.append(conversation_id=conversation_id,
+                                            inputs="SELECT count(*) FROM products")
+    assert _entries(more)[-1]["type"] == "message.output"
+
+
+def test_another_workspace_cannot_use_the_connection(live):
+    http, client, name, path, _, _ = live
+    other = http.post("/v1/admin/workspaces", json={"name": f"other-{uuid.uuid4().hex[:6]}"}).json()["id"]
+    theirs = f"theirs_{uuid.uuid4().hex[:6]}"
+    assert http.post(f"/v1/admin/workspaces/{other}/databases",
+                     json={"name": theirs, "url": f"sqlite:///{path}", "tables": {"orders": "*"}}).status_code == 200
+    assert theirs not in [d["name"] for d in http.get("/v1/admin/workspaces/ws_default/databases").json()["data"]]
+    assert name not in [d["name"] for d in http.get(f"/v1/admin/workspaces/{other}/databases").json()["data"]]
+    answer = http.post("/v1/conversations", json={"model": DEFAULT_MODEL, "inputs": "SELECT 1",
+                                                  "tools": [{"type": "connector", "connector_id": theirs}]})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["param"] == "tools.0.connector_id" and theirs in answer.json()["message"]
