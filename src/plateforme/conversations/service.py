@@ -158,6 +158,8 @@ class ConversationService:
             settings["guardrails"] = guardrails
         agent = await self._agent(principal, source.agent_id, agent_version)
         entries = input_entries(inputs) if inputs is not None else []
+        if not entries and kept and kept[-1]["type"] == "message.input":
+            kept, entries = kept[:-1], kept[-1:]  # restarted from a message, with none after it: answer it again
         new_id = new_conversation_id()
         turn = self._turn(principal, new_id, agent, settings, kept, entries, options)
         prepared = await self.loop.prepare(turn)

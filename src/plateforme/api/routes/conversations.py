@@ -31,6 +31,8 @@ from plateforme.usage.limits import RateLimited
 
 log = logging.getLogger("plateforme.api")
 router = APIRouter()
+# What the mistralai SDK (3.x) sends as `metadata` when the caller gives none (its UNSET sentinel, as JSON).
+_SDK_UNSET = "~?~unset~?~sentinel~?~"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -95,7 +97,9 @@ async def list_conversations(request: Request, page: int = Query(0, ge=0), page_
             wanted = json.loads(metadata)
         except ValueError:
             wanted = []
-        if wanted is not None and not isinstance(wanted, dict):  # JSON null: no filter (the SDK's default)
+        if wanted in (None, _SDK_UNSET):  # JSON null, or the mistralai SDK's "not given": no filter
+            wanted = None
+        elif not isinstance(wanted, dict):
             raise APIError(400, 'metadata: a JSON object of the values to match, e.g. {"team": "sales"}',
                            param="metadata")
     found = await service(request).list(request.state.principal, page, page_size, wanted)
