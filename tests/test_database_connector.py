@@ -447,3 +447,25 @@ def test_another_workspace_cannot_use_the_connection(live):
                                                   "tools": [{"type": "connector", "connector_id": theirs}]})
     assert answer.status_code == 400, answer.text
     assert answer.json()["param"] == "tools.0.connector_id" and theirs in answer.json()["message"]
+
+
+def test_the_admin_cli_adds_lists_and_removes_databases(sqlite_url, tmp_path, monkeypatch, capsys):
+    """`plateforme admin database ...`, in this process, on a fresh platform database."""
+    from plateforme.cli import main
+
+    monkeypatch.setenv("PLATEFORME_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PLATEFORME_DATABASE_URL", raising=False)
+    main(["admin", "workspaces", "create", "acme"])
+    main(["admin", "database", "add", "--workspace", "acme", "--name", "company", "--url", sqlite_url,
+          "--table", "orders", "--table", "customers:id,name,city", "--row-cap", "30"])
+    main(["admin", "database", "list", "--workspace", "acme"])
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[-1].split()[1:3] == ["company", sqlite_url] and "orders, customers" in listed[-1]
+    with pytest.raises(SystemExit) as refused:
+        main(["admin", "database", "add", "--workspace", "acme", "--name", "other", "--url", sqlite_url,
+              "--table", "invoices"])
+    assert "tables.invoices" in str(refused.value)
+    main(["admin", "database", "remove", "--workspace", "acme", "company"])
+    main(["admin", "audit", "--workspace", "acme"])
+    out = capsys.readouterr().out
+    assert "removed company" in out and "database.create" in out and "database.delete" in out

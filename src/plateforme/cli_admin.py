@@ -132,6 +132,10 @@ def _dispatch(args, accounts: Accounts, audit: AuditLog) -> None:
         _table([(r.get("workspace_id", workspace), r[args.by], r["requests"], r["prompt_tokens"],
                  r["completion_tokens"], r["total_tokens"]) for r in rows],
                ("WORKSPACE", args.by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"))
+    elif what[0] == "database":
+        from plateforme import cli_databases
+
+        cli_databases.run(args, accounts, audit)
     elif what[0] == "audit":
         workspace = accounts.workspace(args.workspace).id if args.workspace else None
         _table([(e.at.isoformat(timespec="seconds"), e.workspace_id or "-", e.actor_user_id or e.actor_key_id or "-",
@@ -191,6 +195,9 @@ def add_parser(sub) -> None:
     usage.add_argument("--by", choices=["day", "model"], default="day")
     usage.add_argument("--start", help="first day, YYYY-MM-DD")
     usage.add_argument("--end", help="last day, YYYY-MM-DD")
+    from plateforme import cli_databases
+
+    cli_databases.add_parser(cmds)
     audit = cmds.add_parser("audit", help="read the audit log")
     audit.add_argument("--workspace")
     audit.add_argument("--limit", type=int, default=100)
