@@ -13,7 +13,7 @@ from plateforme.api.errors import install_error_handlers
 from plateforme.api.json_body import DefaultJSONContentType
 from plateforme.api.json_guard import JSONBodyGuard
 from plateforme.api.routes import admin, chat, files, fim, fine_tuned_models, fine_tuning, health, models, usage
-from plateforme.api.routes import admin_databases, classifications, embeddings, moderations, ocr, traces
+from plateforme.api.routes import admin_databases, admin_mcp, classifications, embeddings, moderations, ocr, traces
 from plateforme.api.routes import conversations, documents, libraries, library_search
 from plateforme.api.routes import agent_completions, agents
 from plateforme.api.unhandled_errors import UnhandledErrors
@@ -143,7 +143,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.add_middleware(BodyReadTimeout, idle_s=settings.body_timeout, min_rate=settings.body_min_rate)
     app.add_middleware(UnhandledErrors)  # last: outermost of ours, just inside Starlette's error middleware
     for module in (chat, fim, models, health, files, usage, admin, fine_tuning, fine_tuned_models, traces, ocr,
-                   embeddings, moderations, classifications, admin_databases, library_search, libraries,
+                   embeddings, moderations, classifications, admin_databases, admin_mcp, library_search, libraries,
                    documents, agent_completions, agents, conversations):  # search before /v1/libraries/{id}
         app.include_router(module.router, dependencies=[Depends(authenticate)])
     app.include_router(files.public_router)
