@@ -12,6 +12,7 @@ import logging
 import time
 
 from plateforme.agent_tools.base import PlatformTool, ToolContext, ToolOutcome
+from plateforme.chat.tool_ids import new_tool_call_id
 from plateforme.conversations.entries import new_entry, new_entry_id, now_iso
 from plateforme.conversations.messages import CALL_ID, CONTENT, FUNCTION, arguments_text
 
@@ -23,7 +24,7 @@ DENIED = "The user denied this call of {name}: it was not run. Do not call it ag
 def call_parts(call: dict) -> tuple[str, str, str]:
     """(tool_call_id, function name, arguments as JSON text) of a model's tool call."""
     function = call.get("function") or {}
-    return call.get("id") or new_entry_id("function.call"), function.get("name") or "", \
+    return call.get("id") or new_tool_call_id(), function.get("name") or "", \
         arguments_text(function.get("arguments") or "{}")
 
 
