@@ -14,6 +14,7 @@ the real model through the SDK.
 import asyncio
 import json
 import time
+from contextlib import aclosing
 
 import pytest
 from spec_schema import validate
@@ -86,15 +87,17 @@ class ScriptedChat:
     def stream(self, request, tally=None):
         self.requests.append(request)
         assert self.replies, "the loop asked for more model steps than the script has"
-        return self._answer(self.replies.pop(0))
+        return self._answer(self.replies.pop(0), tally)
 
-    async def _answer(self, reply):
+    async def _answer(self, reply, tally):
         kind, value, tokens = reply
+        tally.prompt[0], tally.completion[0] = 20, 0  # counted as generated, as the engine clients do
         yield Delta(0, role="assistant")
         if kind == "wait":
             await asyncio.sleep(value)
         elif kind == "say":
             for i in range(0, len(value), 4):
+                tally.completion[0] += 1
                 yield Delta(0, content=value[i:i + 4])
         else:
             yield Delta(0, tool_calls=[{"id": f"call{n}{name[:3]}", "type": "function", "index": n,
@@ -314,6 +317,26 @@ def test_every_step_goes_through_the_pipeline_billed_and_traced(bench):
     traces = bench.rows(ChatTrace, bench.principal.workspace_id)[before_traces:]
     assert len(traces) == 3 and traces[-1].request["messages"][-1]["role"] == "tool"
     assert traces[0].request["tools"][0]["function"]["name"] == "lookup"
+
+
+def test_a_response_closed_midway_closes_its_step_and_bills_what_was_generated(bench):
+    before = len(bench.rows(UsageRecord, bench.principal.workspace_id))
+    bench.chat.script(say("a long answer " * 10))
+
+    async def scenario():
+        loop = bench.loop()
+        seen = 0
+        async with aclosing(loop.run(await loop.prepare(bench.turn("talk")))) as items:
+            async for item in items:
+                if isinstance(item, EventItem) and item.type == "message.output.delta":
+                    seen += 1
+                    if seen == 3:
+                        break  # the client left
+        await asyncio.sleep(0.2)  # the cut request's usage is written in the background
+        return seen
+    assert asyncio.run(scenario()) == 3
+    (row,) = bench.rows(UsageRecord, bench.principal.workspace_id)[before:]
+    assert (row.prompt_tokens, row.completion_tokens) == (20, 3)
 
 
 def test_the_workspace_limits_apply_to_each_step(bench):
