@@ -63,16 +63,18 @@ def test_one_response_at_a_time(stores):
     assert store.get(a, "conv_1").status == "running"
     store.end("conv_1", "waiting")
     assert store.get(a, "conv_1").status == "waiting"
-    assert store.begin(a, "conv_1").status == "running"
+    record, before = store.begin(a, "conv_1")
+    assert record.status == "running" and before == ("waiting", None)
     store.end("conv_1", "failed", "the engine stopped", active_agent_id="ag_2")
     failed = store.get(a, "conv_1")
     assert (failed.status, failed.error, failed.active_agent_id) == ("failed", "the engine stopped", "ag_2")
-    assert store.begin(a, "conv_1").error is None  # a failed conversation takes a new append
+    record, before = store.begin(a, "conv_1")  # a failed conversation takes a new append
+    assert record.error is None and before == ("failed", "the engine stopped")
     # Another runner takes over a response whose lease ran out.
     with store.db.session() as s:
         s.execute(update(Conversation).values(lease_until=utcnow() - timedelta(seconds=1)))
         s.commit()
-    assert other.begin(a, "conv_1").status == "running"
+    assert other.begin(a, "conv_1")[1] == ("failed", INTERRUPTED)
     with pytest.raises(ValueError):
         other.end("conv_1", "running")
     other.end("conv_1", "idle")

@@ -120,11 +120,11 @@ class ConversationService:
 
     async def append(self, principal, conversation_id: str, inputs, options: Options) -> Response:
         """The next response of a stored conversation (409 while one is being made)."""
+        restore = None  # what the conversation goes back to if this response is refused before it runs
         if options.store:
-            record = await asyncio.to_thread(self.store.begin, principal.workspace_id, conversation_id)
+            record, restore = await asyncio.to_thread(self.store.begin, principal.workspace_id, conversation_id)
         else:
             record = await self.get(principal, conversation_id)
-        restore = (record.status, record.error) if options.store else None
         try:
             history = await self.history(principal, conversation_id)
             entries = input_entries(inputs) if inputs is not None else []
@@ -138,7 +138,7 @@ class ConversationService:
                 await asyncio.to_thread(self.store.append, conversation_id, entries)
         except BaseException:
             if restore is not None:
-                await asyncio.to_thread(self.store.end, conversation_id, *self._restored(restore))
+                await asyncio.to_thread(self.store.end, conversation_id, *restore)
             raise
         return Response(self, conversation_id, turn, prepared, options.store)
 
@@ -168,11 +168,6 @@ class ConversationService:
         return Response(self, new_id, turn, prepared, options.store)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _restored(restore: tuple[str, str | None]) -> tuple[str, str | None]:
-        status, error = restore
-        return (status if status in ("idle", "waiting", "failed") else "idle"), error
 
     async def _agent(self, principal, agent_id: str | None, version):
         if agent_id is None:

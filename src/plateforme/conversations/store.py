@@ -193,23 +193,31 @@ class ConversationStore:
 
     # -- one response at a time ----------------------------------------------------------------
 
-    def begin(self, workspace_id: str, conversation_id: str) -> ConversationRecord:
-        """Claim the conversation for a response by this runner; 404 unknown, 409 if one is being made."""
+    def begin(self, workspace_id: str, conversation_id: str) -> tuple[ConversationRecord, tuple[str, str | None]]:
+        """Claim the conversation for a response by this runner; 404 unknown, 409 if one is being
+        made. The record (running) and the (status, error) it had, to go back to (`end`) if the
+        response is refused before it runs."""
         now = utcnow()
         with self.db.session() as s:
-            claimed = s.execute(update(Conversation)
-                                .where(Conversation.id == conversation_id, Conversation.workspace_id == workspace_id,
-                                       or_(Conversation.status != "running", Conversation.lease_until < now))
-                                .values(status="running", runner=self.runner, error=None,
-                                        lease_until=now + timedelta(seconds=LEASE_S), updated_at=now))
-            s.commit()
             row = s.get(Conversation, conversation_id)
             if row is None or row.workspace_id != workspace_id:
                 raise _not_found(conversation_id)
+            before = (row.status, row.error)
+            # Only from the state just read: a concurrent claim makes this one match nothing.
+            claimed = s.execute(update(Conversation)
+                                .where(Conversation.id == conversation_id, Conversation.status == row.status,
+                                       or_(Conversation.status != "running", Conversation.lease_until < now))
+                                .values(status="running", runner=self.runner, error=None,
+                                        lease_until=now + timedelta(seconds=LEASE_S), updated_at=now)
+                                .execution_options(synchronize_session=False))
+            s.commit()
             if not claimed.rowcount:
                 raise Conflict(f"conversation {conversation_id!r} is already making a response; wait for it to "
                                "finish (its status is running), then append", "conversation_id")
-            return _record(row)
+            s.refresh(row)
+            if before[0] == "running":  # taken over from a runner whose lease ran out
+                before = ("failed", INTERRUPTED)
+            return _record(row), before
 
     def renew(self, conversation_id: str) -> bool:
         """Extend this runner's lease on the response; False if it is no longer this runner's."""

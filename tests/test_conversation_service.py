@@ -1,0 +1,171 @@
+"""ConversationService and the routes' stream, in process: the real store (SQLite), the real loop
+and RequestPipeline; only the pipeline's "chat" capability is a scripted stand-in (a mock: no
+model decides here), so that the failures a live 135M model cannot be made to produce on demand
+are tested: a failure after the stream started (an error event, what was made kept, the
+conversation failed), a client leaving mid-stream, a second response while one runs (409), a
+refused append leaving the conversation as it was, and the end of a response recorded."""
+
+import asyncio
+import json
+
+import pytest
+from spec_schema import validate
+
+from plateforme.agent_tools.base import PlatformTool, ToolOutcome
+from plateforme.agent_tools.toolset import ToolsetResolver
+from plateforme.agents.errors import BadInput, Conflict
+from plateforme.api.routes.conversations import _sse
+from plateforme.chat.types import Delta, Usage
+from plateforme.conversations.limits import LoopLimits
+from plateforme.conversations.loop import ConversationLoop
+from plateforme.conversations.service import ConversationService, Options
+from plateforme.conversations.store import ConversationStore
+from plateforme.engines.errors import EngineUnavailable
+from plateforme.pipeline.request_pipeline import RequestPipeline
+from plateforme.storage.database import open_database
+from plateforme.tenancy.accounts import Accounts
+from plateforme.tenancy.principal import Principal
+from plateforme.traces.service import TraceService
+from plateforme.usage.billing import Billing
+
+MODEL = "scripted-model"
+SEARCH = [{"type": "document_library", "library_ids": ["lib_1"]}]
+LOOKUP = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+
+
+class ScriptedChat:
+    """The pipeline's "chat" capability: each model step plays the next scripted reply."""
+
+    def __init__(self):
+        self.replies: list = []
+
+    def stream(self, request, tally=None):
+        return self._play(self.replies.pop(0))
+
+    async def complete(self, request, tally=None):
+        raise AssertionError("the loop streams every step")
+
+    async def _play(self, reply):
+        yield Delta(0, role="assistant")
+        kind, value = reply
+        if kind == "call":
+            yield Delta(0, tool_calls=[{"id": "call_1", "type": "function", "index": 0,
+                                        "function": {"name": value, "arguments": "{}"}}])
+        else:
+            for word in value.split():
+                yield Delta(0, content=word + " ")
+                await asyncio.sleep(0.01)
+                if kind == "fail":
+                    raise EngineUnavailable("the model's worker stopped")
+                if kind == "slow":
+                    await asyncio.sleep(30)
+        yield Delta(0, finish_reason="tool_calls" if kind == "call" else "stop")
+        yield Usage(10, 3)
+
+
+class SearchTool:
+    async def tools(self, principal, spec, param):
+        async def run(args, context):
+            return ToolOutcome(content="[1] found")
+        return [PlatformTool("search", "search", {"type": "object"}, "document_library", run)]
+
+
+class Bench:
+    def __init__(self, tmp):
+        self.db = open_database(f"sqlite:///{tmp / 'service.db'}")
+        ws = Accounts(self.db).create_workspace("svc").id
+        self.principal = Principal(workspace_id=ws, key_id=None, user_id=None, role="admin")
+        self.chat = ScriptedChat()
+        pipeline = RequestPipeline(Billing(self.db), TraceService(self.db, None), None, {"chat": self.chat})
+        loop = ConversationLoop(pipeline, ToolsetResolver({"document_library": SearchTool()}), None,
+                                LoopLimits(max_steps=1))
+        self.store = ConversationStore(self.db, "runner-test")
+        self.service = ConversationService(self.store, loop, None)
+
+    def start(self, *replies, tools=None, **options):
+        self.chat.replies = list(replies)
+        return self.service.start(self.principal, "hello", {"model": MODEL, "tools": tools}, Options(**options))
+
+
+@pytest.fixture
+def bench(tmp_path):
+    b = Bench(tmp_path)
+    yield b
+    b.db.dispose()
+
+
+async def _events(response) -> list[dict]:
+    out = []
+    async for text in _sse(response):
+        name, data = text.split("\n")[:2]
+        event = json.loads(data[len("data: "):])
+        assert name == f"event: {event['type']}" and text.endswith("\n\n")
+        validate({"event": event["type"], "data": event}, "ConversationEvents")
+        out.append(event)
+    return out
+
+
+def test_a_failure_after_the_stream_started_is_an_error_event_and_the_conversation_failed(bench):
+    async def scenario():
+        # A platform tool runs, then the bound of one model step stops the response.
+        response = await bench.start(("call", "search"), tools=SEARCH)
+        events = await _events(response)
+        return response, events
+    response, events = asyncio.run(scenario())
+    types = [e["type"] for e in events]
+    assert types == ["conversation.response.started", "tool.execution.started", "tool.execution.done",
+                     "conversation.response.error"]
+    assert events[-1]["code"] == 400 and "PLATEFORME_AGENT_MAX_STEPS" in events[-1]["message"]
+    record = bench.store.get(bench.principal.workspace_id, response.conversation_id)
+    assert record.status == "failed" and "PLATEFORME_AGENT_MAX_STEPS" in record.error
+    kept = bench.store.entries(bench.principal.workspace_id, response.conversation_id)
+    assert [e["type"] for e in kept] == ["message.input", "tool.execution"]  # what was made is kept
+
+    async def engine_dies():
+        return await _events(await bench.start(("fail", "one two three")))
+    events = asyncio.run(engine_dies())
+    assert [e["type"] for e in events][-1] == "conversation.response.error" and events[-1]["code"] == 503
+    assert "worker stopped" in events[-1]["message"]
+
+
+def test_a_client_leaving_mid_stream_ends_the_response_failed(bench):
+    async def scenario():
+        response = await bench.start(("slow", "a long answer"))
+        stream = _sse(response)
+        first = await anext(stream)
+        await anext(stream)  # a delta: the model is generating
+        await stream.aclose()
+        return response, first
+    response, first = asyncio.run(scenario())
+    assert first.startswith("event: conversation.response.started")
+    record = bench.store.get(bench.principal.workspace_id, response.conversation_id)
+    assert record.status == "failed" and "client left" in record.error
+
+
+def test_one_response_at_a_time_and_a_refused_append_changes_nothing(bench):
+    async def scenario():
+        waiting = await bench.start(("call", "lookup"), tools=LOOKUP)
+        with pytest.raises(Conflict):  # its response is not over yet
+            await bench.service.append(bench.principal, waiting.conversation_id, "again", Options())
+        body = await waiting.result()
+        validate(body, "ConversationResponse")
+        assert [o["type"] for o in body["outputs"]] == ["function.call"]
+        cid = waiting.conversation_id
+        assert bench.store.get(bench.principal.workspace_id, cid).status == "waiting"
+        with pytest.raises(BadInput) as err:  # a result for no call of this conversation
+            await bench.service.append(bench.principal, cid, [
+                {"type": "function.result", "tool_call_id": "call_other", "result": "x"}], Options())
+        assert err.value.param == "inputs.0.tool_call_id"
+        assert bench.store.get(bench.principal.workspace_id, cid).status == "waiting"
+        assert len(bench.store.entries(bench.principal.workspace_id, cid)) == 2
+        bench.chat.replies = [("say", "done")]
+        answered = await (await bench.service.append(bench.principal, cid, [
+            {"type": "function.result", "tool_call_id": "call_1", "result": "42"}], Options())).result()
+        assert [o["type"] for o in answered["outputs"]] == ["message.output"]
+        record = bench.store.get(bench.principal.workspace_id, cid)
+        assert record.status == "idle" and record.error is None
+        stored = [e["id"] for e in bench.store.entries(bench.principal.workspace_id, cid)]
+        assert stored[-1] == answered["outputs"][0]["id"] and len(stored) == 4
+        unstored = await (await bench.start(("say", "hi"), store=False)).result()
+        assert bench.store.list(bench.principal.workspace_id, page_size=10)[0].id != unstored["conversation_id"]
+    asyncio.run(scenario())
