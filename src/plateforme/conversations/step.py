@@ -12,6 +12,7 @@ Its tool calls arrive whole at the end. The wall-time bound applies to each wait
 
 import asyncio
 import dataclasses
+import time
 
 from plateforme.agent_tools.citations import CitationStream
 from plateforme.chat.types import ChatRequest, Delta, Usage
@@ -47,7 +48,8 @@ class ModelStep:
         self.pipeline, self.principal, self.request = pipeline, principal, request
         self.citations = CitationStream(references) if references else None
         self.message_id, self.output_index, self.persona = message_id, output_index, persona
-        self.call = GenerationCall(principal, "chat", request, traced=StepTrace(request))
+        # Each step's time to first token is its own (not from the HTTP request's arrival).
+        self.call = GenerationCall(principal, "chat", request, traced=StepTrace(request), started=time.perf_counter())
         self.started_at = now_iso()
         self.text = ""
         self.calls: list[dict] = []
