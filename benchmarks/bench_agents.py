@@ -15,7 +15,9 @@ models, or the operator's models config), then, through the API only:
     (agents_scoring.py): the fact in the answer and its document cited (library), the reference
     query's values in the answer or in a query result (sql; computed from the database by this
     script, never written down), both (mixed), and for guards that the database is unchanged or
-    that the unlisted table's columns were never shown.
+    that the unlisted table's columns were never shown. A response that ends in an API error (a
+    bound of the loop, the model's context) fails its task; a guard is judged on the database and
+    the tool results whatever the response's end.
 
 It prints one line per task (pass, model steps, tool executions, latency, tokens, the checks)
 and a summary; writes JSON to benchmarks/results/. Exits 1 when the server fails or set-up is
@@ -109,11 +111,13 @@ def run_task(stack: AgentStack, task, agent_id: str, expected, names: dict[str, 
             raise BenchError(f"the server died during {task.id}:\n{stack.gateway.log_tail()}") from exc
         outputs = stored_outputs(stack, metadata)
     else:
-        unchanged = None if before is None else database_fingerprint(db_path) == before
+        seconds = time.perf_counter() - began
+    unchanged = None if before is None else database_fingerprint(db_path) == before
     response = Response.of(outputs)
     document_ids = {i for i, name in names.items() if name == task.document}
     result = score(task, response, expected, document_ids, unchanged)
-    return {"id": task.id, "kind": task.kind, "question": task.question, "passed": result.passed and error is None,
+    passed = result.passed and (error is None or task.kind == "guard")
+    return {"id": task.id, "kind": task.kind, "question": task.question, "passed": passed,
             "checks": result.checks, "error": error, "seconds": seconds, "steps": response.steps,
             "entries": response.entries,
             "tools": [e.get("name") for e in response.executions], "refusals": response.refusals,
