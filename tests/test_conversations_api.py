@@ -228,6 +228,7 @@ def test_bad_input_is_a_clear_4xx(chat, http):
     post = http.post
     error_of(post("/v1/conversations", json={"agent_id": "ag_unknown", "inputs": "Hi"}), 404, "agent_id")
     error_of(post("/v1/conversations", json={"inputs": "Hi"}), 400, "model")
+    error_of(post("/v1/conversations", json={"model": "no-such-model", "inputs": "Hi", "stream": True}), 400, "model")
     error_of(post("/v1/conversations", json={"model": DEFAULT_MODEL, "agent_id": "ag_x", "inputs": "Hi"}), 400, "model")
     error_of(post("/v1/conversations", json={"model": DEFAULT_MODEL, "inputs": "Hi",
                                              "tools": [{"type": "web_search"}]}), 400, "tools.0.type")

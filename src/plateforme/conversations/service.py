@@ -20,6 +20,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from plateforme.agents.errors import AgentsError, BadInput, NotFound
+from plateforme.agents.served_models import require_chat_model
 from plateforme.conversations.entries import input_entries, messages_view
 from plateforme.conversations.items import DoneItem, EntryItem, EventItem
 from plateforme.conversations.loop import Turn
@@ -109,6 +110,8 @@ class ConversationService:
         elif settings.get("agent_version") is not None:
             raise BadInput("agent_version: only with agent_id", "agent_version")
         agent = await self._agent(principal, settings.get("agent_id"), settings.get("agent_version"))
+        if agent is None and self._engines() is not None:  # an agent's model was checked when it was made
+            await require_chat_model(self._engines(), principal.workspace_id, settings["model"])
         entries = input_entries(inputs)
         conversation_id = new_conversation_id()
         turn = self._turn(principal, conversation_id, agent, settings, [], entries, options)
@@ -168,6 +171,11 @@ class ConversationService:
         return Response(self, new_id, turn, prepared, options.store)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _engines(self):
+        """The app's EngineResolver, behind the pipeline's chat capability (None for a stand-in)."""
+        chat = getattr(self.loop.pipeline, "services", {}).get("chat")
+        return getattr(getattr(chat, "core", None), "resolver", None)
 
     async def _agent(self, principal, agent_id: str | None, version):
         if agent_id is None:
