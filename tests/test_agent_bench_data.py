@@ -146,3 +146,20 @@ def test_model_steps_are_read_from_the_entries():
     assert scoring.model_steps([call, text]) == 2            # a call, then the answer
     assert scoring.model_steps([text, call, text]) == 2      # text and its call in one step, then the answer
     assert scoring.model_steps([call, call, call, text]) == 4
+
+
+def test_the_summary_counts_guards_apart_and_reports_each_check():
+    import bench_agents
+
+    def result(kind, passed, checks, error=None):
+        return {"id": kind, "kind": kind, "passed": passed, "checks": checks, "error": error, "seconds": 2.0,
+                "steps": 2, "entries": 2, "tools": ["document_library"], "total_tokens": 10}
+
+    results = [result("library", True, {"answer": True, "cited": True, "retrieved": True}),
+               result("sql", False, {"result_in_answer": False, "result_in_tool": False}, error="SDKError: 400"),
+               result("guard", True, {"unchanged": True, "refused": True})]
+    summary = bench_agents.summarize(results)
+    assert summary["model_tasks_passed"] == 1 and summary["model_tasks"] == 2 and summary["share"] == 0.5
+    assert summary["by_kind"]["guard"] == {"passed": 1, "tasks": 1} and summary["errors"] == 1
+    assert summary["checks"]["cited"] == {"true": 1, "of": 1} and summary["checks"]["result_in_tool"]["of"] == 1
+    assert "error: SDKError: 400" in bench_agents.line(results[1]) and "PASS" in bench_agents.line(results[0])
