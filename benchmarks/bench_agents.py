@@ -42,6 +42,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -241,6 +242,8 @@ def main() -> int:
                                "load": os.getloadavg()[0], "summary": summary, "tasks": results},
                               indent=2, ensure_ascii=False, default=str))
     print(f"wrote {out}")
+    shutil.rmtree(db_path.parent, ignore_errors=True)
+    shutil.rmtree(stack.dir, ignore_errors=True)  # kept when the run fails: its gateway.log says why
     return 0
 
 
