@@ -39,10 +39,13 @@ EXCERPT_CHARS = 700
 LINK_HOURS = 24
 # Responses whose citation numbers are remembered (a response's calls continue one numbering).
 REMEMBERED_RESPONSES = 1024
+# The longest query the model may write (the search itself takes up to MAX_QUERY_CHARS).
+QUERY_CHARS = 200
 
 PARAMETERS = {
     "type": "object",
-    "properties": {"query": {"type": "string", "description": "What to look for, in a few words or a question."}},
+    # Bounded, so a call the model is forced to make (constrained to this schema) always ends.
+    "properties": {"query": {"type": "string", "maxLength": QUERY_CHARS}},
     "required": ["query"],
 }
 
