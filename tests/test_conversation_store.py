@@ -1,4 +1,4 @@
-"""ConversationStore on a real database (SQLite, and PostgreSQL for the metadata filter): entries in
+"""ConversationStore on a real database (SQLite and PostgreSQL): entries in
 order, one response at a time (begin/renew/end, 409), restart copies up to an entry, isolation of
 workspaces, interrupted responses marked failed."""
 
@@ -17,8 +17,8 @@ from plateforme.tenancy.ids import utcnow
 
 
 @pytest.fixture
-def stores(tmp_path):
-    db = open_database(f"sqlite:///{tmp_path / 'p.db'}")
+def stores(database_url):
+    db = open_database(database_url)  # SQLite, then PostgreSQL (conftest)
     accounts = Accounts(db)
     a, b = accounts.create_workspace("a").id, accounts.create_workspace("b").id
     yield ConversationStore(db, "runner-1"), ConversationStore(db, "runner-2"), a, b
