@@ -1,9 +1,10 @@
 """ConversationService and the routes' stream, in process: the real store (SQLite), the real loop
 and RequestPipeline; only the pipeline's "chat" capability is a scripted stand-in (a mock: no
-model decides here), so that the failures a live 135M model cannot be made to produce on demand
+model decides here) and the agents registry a dict (the service and loop only read agents), so that the failures a live 135M model cannot be made to produce on demand
 are tested: a failure after the stream started (an error event, what was made kept, the
 conversation failed), a client leaving mid-stream, a second response while one runs (409), a
-refused append leaving the conversation as it was, and the end of a response recorded."""
+refused append leaving the conversation as it was, the end of a response recorded, and the
+agent a server-side handoff moved the conversation to answering the next append."""
 
 import asyncio
 import json
@@ -12,8 +13,9 @@ import pytest
 from spec_schema import validate
 
 from plateforme.agent_tools.base import PlatformTool, ToolOutcome
-from plateforme.agent_tools.toolset import ToolsetResolver
-from plateforme.agents.errors import BadInput, Conflict
+from plateforme.agent_tools.toolset import ToolsetResolver, handoff_name
+from plateforme.agents.errors import BadInput, Conflict, NotFound
+from plateforme.agents.registry import AgentRecord
 from plateforme.api.routes.conversations import _sse
 from plateforme.chat.types import Delta, Usage
 from plateforme.conversations.limits import LoopLimits
@@ -24,6 +26,7 @@ from plateforme.engines.errors import EngineUnavailable
 from plateforme.pipeline.request_pipeline import RequestPipeline
 from plateforme.storage.database import open_database
 from plateforme.tenancy.accounts import Accounts
+from plateforme.tenancy.ids import utcnow
 from plateforme.tenancy.principal import Principal
 from plateforme.traces.service import TraceService
 from plateforme.usage.billing import Billing
@@ -38,8 +41,10 @@ class ScriptedChat:
 
     def __init__(self):
         self.replies: list = []
+        self.requests: list = []
 
     def stream(self, request, tally=None):
+        self.requests.append(request)
         return self._play(self.replies.pop(0))
 
     async def complete(self, request, tally=None):
@@ -70,6 +75,24 @@ class SearchTool:
         return [PlatformTool("search", "search", {"type": "object"}, "document_library", run)]
 
 
+class Agents:
+    """The agents registry as the service and the loop read it (get by id and version)."""
+
+    def __init__(self):
+        self.records: dict[str, AgentRecord] = {}
+
+    def add(self, agent_id: str, workspace_id: str, **body) -> AgentRecord:
+        self.records[agent_id] = AgentRecord(agent_id, workspace_id, 1, [1], 1, utcnow(), utcnow(),
+                                             {"model": MODEL, "name": agent_id, **body})
+        return self.records[agent_id]
+
+    def get(self, workspace_id, agent_id, version=None):
+        record = self.records.get(agent_id)
+        if record is None or record.workspace_id != workspace_id:
+            raise NotFound(f"agent {agent_id!r} not found", "agent_id")
+        return record
+
+
 class Bench:
     def __init__(self, tmp):
         self.db = open_database(f"sqlite:///{tmp / 'service.db'}")
@@ -77,10 +100,11 @@ class Bench:
         self.principal = Principal(workspace_id=ws, key_id=None, user_id=None, role="admin")
         self.chat = ScriptedChat()
         pipeline = RequestPipeline(Billing(self.db), TraceService(self.db, None), None, {"chat": self.chat})
-        loop = ConversationLoop(pipeline, ToolsetResolver({"document_library": SearchTool()}), None,
-                                LoopLimits(max_steps=1))
+        self.agents = Agents()
+        loop = ConversationLoop(pipeline, ToolsetResolver({"document_library": SearchTool()}), self.agents,
+                                LoopLimits(max_steps=2))
         self.store = ConversationStore(self.db, "runner-test")
-        self.service = ConversationService(self.store, loop, None)
+        self.service = ConversationService(self.store, loop, self.agents)
 
     def start(self, *replies, tools=None, **options):
         self.chat.replies = list(replies)
@@ -107,19 +131,19 @@ async def _events(response) -> list[dict]:
 
 def test_a_failure_after_the_stream_started_is_an_error_event_and_the_conversation_failed(bench):
     async def scenario():
-        # A platform tool runs, then the bound of one model step stops the response.
-        response = await bench.start(("call", "search"), tools=SEARCH)
+        # A platform tool runs, twice, then the bound of two model steps stops the response.
+        response = await bench.start(("call", "search"), ("call", "search"), tools=SEARCH)
         events = await _events(response)
         return response, events
     response, events = asyncio.run(scenario())
     types = [e["type"] for e in events]
-    assert types == ["conversation.response.started", "tool.execution.started", "tool.execution.done",
-                     "conversation.response.error"]
+    assert types == ["conversation.response.started"] + ["tool.execution.started", "tool.execution.done"] * 2 + \
+        ["conversation.response.error"]
     assert events[-1]["code"] == 400 and "PLATEFORME_AGENT_MAX_STEPS" in events[-1]["message"]
     record = bench.store.get(bench.principal.workspace_id, response.conversation_id)
     assert record.status == "failed" and "PLATEFORME_AGENT_MAX_STEPS" in record.error
     kept = bench.store.entries(bench.principal.workspace_id, response.conversation_id)
-    assert [e["type"] for e in kept] == ["message.input", "tool.execution"]  # what was made is kept
+    assert [e["type"] for e in kept] == ["message.input", "tool.execution", "tool.execution"]  # what was made is kept
 
     async def engine_dies():
         return await _events(await bench.start(("fail", "one two three")))
@@ -169,3 +193,28 @@ def test_one_response_at_a_time_and_a_refused_append_changes_nothing(bench):
         unstored = await (await bench.start(("say", "hi"), store=False)).result()
         assert bench.store.list(bench.principal.workspace_id, page_size=10)[0].id != unstored["conversation_id"]
     asyncio.run(scenario())
+
+
+def test_the_agent_a_handoff_moved_to_answers_the_next_append(bench):
+    ws = bench.principal.workspace_id
+    bench.agents.add("ag_billing", ws, name="Billing desk", instructions="You bill.")
+    bench.agents.add("ag_front", ws, name="Front desk", instructions="You route.", handoffs=["ag_billing"])
+
+    async def scenario():
+        bench.chat.replies = [("call", handoff_name("Billing desk")), ("say", "billed")]
+        started = await bench.service.start(bench.principal, "my invoice", {"agent_id": "ag_front"}, Options())
+        first = await started.result()
+        bench.chat.replies = [("say", "again")]
+        again = await (await bench.service.append(bench.principal, started.conversation_id, "thanks",
+                                                  Options())).result()
+        return started.conversation_id, first, again
+    cid, first, again = asyncio.run(scenario())
+    assert [(o["type"], o.get("agent_id")) for o in first["outputs"]] == [("agent.handoff", None),
+                                                                          ("message.output", "ag_billing")]
+    record = bench.store.get(bench.principal.workspace_id, cid)
+    assert (record.agent_id, record.active_agent_id, record.status) == ("ag_front", "ag_billing", "idle")
+    assert again["outputs"][0]["agent_id"] == "ag_billing"
+    assert bench.chat.requests[-1].messages[0]["content"].startswith("You bill.")
+    with pytest.raises(NotFound) as err:
+        asyncio.run(bench.service.start(bench.principal, "hi", {"agent_id": "ag_other"}, Options()))
+    assert err.value.param == "agent_id"
