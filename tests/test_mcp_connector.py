@@ -1,13 +1,15 @@
-"""MCP connectors: the client, the tools and the admin routes against a real MCP server.
+"""MCP connectors: the client, the tools, the admin routes and conversations against a real MCP server.
 
 The server is tests/mcp_servers/inventory_server.py, a real MCP server (the `mcp` package's
-MCPServer) run as a subprocess over stdio, and once over streamable HTTP. Nothing is mocked.
+MCPServer) run as a subprocess over stdio, and once over streamable HTTP. Nothing is mocked. The
+live tests use the session's shared platform server and the mistralai SDK.
 The unit tests share one event loop and one McpTools (so one server process for most of them:
 starting one costs 1.5-2 s); the ones that break the server (timeout, crash) use their own
 connector, so their restarts do not touch the others.
 """
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from mistralai.client import Mistral
 
 from plateforme.agent_tools.base import ToolContext, ToolSpecError
 from plateforme.agents.errors import BadInput
@@ -28,7 +31,8 @@ from plateforme.connectors.mcp_tools import McpTools, function_name
 from plateforme.connectors.store import ConnectorRecord
 from plateforme.settings import Settings
 from plateforme.tenancy.principal import DEV_PRINCIPAL
-from server_process import free_port
+from server_process import DEFAULT_MODEL, free_port
+from spec_schema import validate
 
 SERVER = str(Path(__file__).parent / "mcp_servers" / "inventory_server.py")
 STDIO = {"transport": "stdio", "command": sys.executable, "args": [SERVER], "env": {"SHOP_NAME": "${F_MCP_SHOP}"},
@@ -73,7 +77,7 @@ def test_the_servers_tools_become_platform_tools(run, mcp, shop):
     tools = run(mcp.tools(DEV_PRINCIPAL, shop, {"type": "connector", "connector_id": "shop",
                                                 "tool_configuration": {"exclude": ["crash"]}}, "tools.0"))
     named = _by_short_name(tools)
-    assert set(named) == {"stock_level", "stock_count", "add", "delete_item", "shop_name", "slow", "freeze", "fail"}
+    assert set(named) == {"stock_level", "stock_count", "add", "delete_item", "shop_name", "slow", "freeze", "fail", "restock"}
     add = named["add"]
     assert (add.name, add.entry_name, add.description) == ("shop_add", "shop.add", "Add two integers.")
     assert add.parameters["required"] == ["a", "b"] and add.parameters["properties"]["a"]["type"] == "integer"
@@ -206,3 +210,159 @@ def test_function_names_are_sanitised_bounded_and_unique():
     assert len(long) == 64 and long.startswith("warehouse-eu_xxx")
     clash = function_name("shop", "get_forecast", {"shop_get_forecast"})
     assert clash != "shop_get_forecast" and clash.startswith("shop_get_forecast_")
+
+
+# ---- Live: the admin routes and the SDK against the session's shared server (no-auth: an admin) ----
+
+WORKSPACE = DEV_PRINCIPAL.workspace_id  # the --no-auth workspace
+
+
+def _servers_url(server, workspace: str = WORKSPACE) -> str:
+    return f"{server.url}/v1/admin/workspaces/{workspace}/mcp-servers"
+
+
+@pytest.fixture(scope="module")
+def registered(server, tmp_path_factory) -> dict:
+    """The test MCP server registered for the workspace; `restock` and `delete_item` need confirmation."""
+    log = tmp_path_factory.mktemp("mcp") / "restock.log"
+    body = {"name": f"shop-{uuid.uuid4().hex[:6]}", "description": "the fruit shop", "transport": "stdio",
+            "command": sys.executable, "args": [SERVER], "env": {"RESTOCK_LOG": str(log)},
+            "requires_confirmation": ["restock", "delete_item"], "timeout_s": 10}
+    answer = httpx.post(_servers_url(server), json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    return {**answer.json(), "restock_log": log}
+
+
+def _error(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) >= {"object", "message", "type", "param", "code"} and body["object"] == "error"
+    return body
+
+
+def test_admin_registers_lists_and_removes_mcp_servers(server, registered):
+    name = registered["name"]
+    assert registered["object"] == "mcp_server" and registered["transport"] == "stdio"
+    assert registered["env"] == {"RESTOCK_LOG": str(registered["restock_log"])}
+    tools = {t["name"]: t for t in registered["tools"]}
+    assert tools["restock"] == {**tools["restock"], "function_name": f"{name}_restock",
+                                "entry_name": f"{name}.restock", "requires_confirmation": True}
+    assert not tools["add"]["requires_confirmation"] and tools["add"]["input_schema"]["required"] == ["a", "b"]
+    listed = httpx.get(_servers_url(server)).json()
+    assert listed["object"] == "list" and name in [s["name"] for s in listed["data"]]
+    assert httpx.get(f"{_servers_url(server)}/{registered['id']}").json()["name"] == name  # by id too
+    live = httpx.get(f"{_servers_url(server)}/{name}/tools", timeout=60).json()
+    assert [t["name"] for t in live["data"]] == [t["name"] for t in registered["tools"]]
+
+    def post(**changes) -> httpx.Response:
+        body = {"name": f"x-{uuid.uuid4().hex[:6]}", "transport": "stdio", "command": sys.executable,
+                "args": [SERVER], **changes}
+        return httpx.post(_servers_url(server), json=body, timeout=60)
+
+    assert "already has a connector" in _error(post(name=name), 409)["message"]
+    broken = _error(post(args=["-c", "import sys; sys.exit('missing licence file')"]), 400)
+    assert broken["param"] == "command" and "missing licence file" in broken["message"]
+    assert _error(post(requires_confirmation=["launch_rocket"]), 400)["param"] == "requires_confirmation"
+    assert "PLATEFORME_MCP_TIMEOUT_S" in _error(post(timeout_s=3600), 400)["message"]
+    assert _error(post(transport="smoke-signals"), 422)
+    assert _error(httpx.get(_servers_url(server, "no-such-workspace")), 404)
+    # Removed: gone from the list, 404 after, its name free again.
+    extra = post(name=f"tmp-{uuid.uuid4().hex[:6]}").json()
+    gone = httpx.delete(f"{_servers_url(server)}/{extra['name']}", timeout=30).json()
+    assert gone == {"id": extra["id"], "object": "mcp_server", "name": extra["name"], "deleted": True}
+    assert _error(httpx.get(f"{_servers_url(server)}/{extra['name']}"), 404)
+    assert _error(httpx.get(f"{_servers_url(server)}/{extra['name']}/tools"), 404)
+    audit = httpx.get(f"{server.url}/v1/admin/audit", params={"workspace_id": WORKSPACE, "limit": 1000}).json()
+    actions = {(e["action"], e["resource_id"]) for e in audit["data"]}
+    assert {("mcp_server.create", extra["id"]), ("mcp_server.delete", extra["id"])} <= actions
+
+
+def _connector_tool(name: str, *tools: str) -> dict:
+    return {"type": "connector", "connector_id": name, "tool_configuration": {"include": list(tools)}}
+
+
+def _restocks(registered) -> int:
+    log = registered["restock_log"]
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+EVENT_SCHEMAS = {"conversation.response.started": "ResponseStartedEvent",
+                 "tool.execution.started": "ToolExecutionStartedEvent",
+                 "tool.execution.done": "ToolExecutionDoneEvent"}
+
+
+def _agent(client: Mistral, name: str, tool: str):
+    """An agent offered one tool of the connector, forced to call it (the 135M model would not choose to)."""
+    return client.beta.agents.create(model=DEFAULT_MODEL, name=f"{name} {tool}", instructions="Use the tools.",
+                                     tools=[_connector_tool(name, tool)],
+                                     completion_args={"tool_choice": "any", "max_tokens": 120})
+
+
+def test_an_agent_calls_an_mcp_tool_through_the_sdk(server, registered):
+    """Streamed, and left as soon as the tool has run: after its result the tiny model would call it
+    again and again until the loop's bounds (each step costs seconds here); leaving stops the response."""
+    name = registered["name"]
+    client = Mistral(api_key="unused", server_url=server.url)
+    agent = _agent(client, name, "add")
+    events = []
+    with client.beta.conversations.start_stream(agent_id=agent.id, inputs="What is 2 plus 3?") as stream:
+        for event in stream:
+            events.append((event.event, event.data.model_dump(mode="json", by_alias=True, exclude_none=True)))
+            if event.event == "tool.execution.done" or event.event == "conversation.response.error":
+                break
+    assert [kind for kind, _ in events][0] == "conversation.response.started"
+    for kind, data in events:
+        validate(data, EVENT_SCHEMAS[kind])
+    started, done = dict(events)["tool.execution.started"], dict(events)["tool.execution.done"]
+    assert started["name"] == done["name"] == f"{name}.add" and done["id"] == started["id"]
+    info = done["info"]
+    assert (info["connector"], info["tool"]) == (name, "add")
+    # What the server answered: the sum, or its own reason for refusing the model's arguments.
+    arguments = json.loads(started["arguments"])
+    assert info["is_error"] or info["structured_content"]["result"] == arguments["a"] + arguments["b"]
+    conversation = events[0][1]["conversation_id"]
+    kept = httpx.get(f"{server.url}/v1/conversations/{conversation}/history", timeout=30).json()["entries"]
+    assert [e["info"] for e in kept if e["type"] == "tool.execution"][0]["content"] == info["content"]
+
+
+def test_a_confirmation_round_runs_the_tool_on_allow_only(server, registered):
+    name = registered["name"]
+    client = Mistral(api_key="unused", server_url=server.url)
+    agent = _agent(client, name, "restock")
+    before = _restocks(registered)
+
+    def pending(ran_before: int) -> tuple[str, str]:
+        started = client.beta.conversations.start(agent_id=agent.id, inputs="We are out of apples.")
+        calls = [e for e in started.outputs if e.type == "function.call"]
+        assert calls and calls[-1].name == f"{name}_restock" and calls[-1].confirmation_status == "pending"
+        assert _restocks(registered) == ran_before  # paused: nothing ran
+        return started.conversation_id, calls[-1].tool_call_id
+
+    conversation, call = pending(before)
+    allowed = client.beta.conversations.append(conversation_id=conversation,
+                                               tool_confirmations=[{"tool_call_id": call, "confirmation": "allow"}])
+    ran = allowed.outputs[0]
+    assert (ran.type, ran.name) == ("tool.execution", f"{name}.restock")
+    assert ran.info["is_error"] is False and ran.info["structured_content"] == {"result": "restock ordered"}
+    assert _restocks(registered) == before + 1
+
+    conversation, call = pending(before + 1)
+    denied = client.beta.conversations.append(conversation_id=conversation,
+                                              tool_confirmations=[{"tool_call_id": call, "confirmation": "deny"}])
+    refusal = denied.outputs[0]
+    assert (refusal.type, refusal.name, refusal.info["confirmation"]) == ("tool.execution", f"{name}.restock", "denied")
+    assert _restocks(registered) == before + 1  # denied: the server was never called
+    history = httpx.get(f"{server.url}/v1/conversations/{conversation}/history", timeout=30).json()
+    validate(history, "ConversationHistory")
+
+
+def test_another_workspaces_mcp_server_is_out_of_reach(server):
+    other = httpx.post(f"{server.url}/v1/admin/workspaces", json={"name": f"mcp-{uuid.uuid4().hex[:6]}"}).json()
+    theirs = f"theirs-{uuid.uuid4().hex[:6]}"
+    body = {"name": theirs, "transport": "stdio", "command": sys.executable, "args": [SERVER]}
+    assert httpx.post(_servers_url(server, other["id"]), json=body, timeout=60).status_code == 200
+    assert theirs not in [s["name"] for s in httpx.get(_servers_url(server)).json()["data"]]
+    assert _error(httpx.get(f"{_servers_url(server)}/{theirs}"), 404)
+    refused = httpx.post(f"{server.url}/v1/conversations", timeout=60, json={
+        "model": DEFAULT_MODEL, "inputs": "hi", "tools": [_connector_tool(theirs, "add")]})
+    assert _error(refused, 400)["param"] == "tools.0.connector_id"

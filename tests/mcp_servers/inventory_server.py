@@ -3,8 +3,9 @@
     python tests/mcp_servers/inventory_server.py                # stdio
     python tests/mcp_servers/inventory_server.py --http PORT    # streamable HTTP on 127.0.0.1:PORT/mcp
 
-Every tool is deterministic. `delete_item` is the one a test admin marks requires_confirmation:
-it really changes the server's state, so a test can see whether it ran (stock_count). `slow`,
+Every tool is deterministic. `delete_item` and `restock` are the ones a test admin marks
+requires_confirmation: they really change state, so a test can see whether they ran
+(stock_count; the file $RESTOCK_LOG, one line per restock, readable from outside the server). `slow`,
 `freeze`, `fail` and `crash` are the misbehaviours a connector must survive: a call that takes too
 long, a server that hangs, a tool error, and the server process dying mid-call.
 """
@@ -43,6 +44,14 @@ def delete_item(item: str) -> str:
     if STOCK.pop(item, None) is None:
         raise ToolError(f"unknown item {item!r}")
     return f"deleted {item}"
+
+
+@server.tool(description="Order more stock from the supplier (costs money: needs the user's approval).")
+def restock() -> str:
+    """Appends a line to the file $RESTOCK_LOG, so a test sees from outside whether it ran."""
+    with open(os.environ["RESTOCK_LOG"], "a") as log:
+        log.write("restocked\n")
+    return "restock ordered"
 
 
 @server.tool(description="The value of the server's SHOP_NAME environment variable.")
