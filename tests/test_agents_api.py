@@ -32,7 +32,7 @@ def sdk(server):
 
 @pytest.fixture(scope="module")
 def http(server):
-    with httpx.Client(base_url=server.url, timeout=120) as client:
+    with httpx.Client(base_url=server.url, timeout=300) as client:
         yield client
 
 
@@ -247,10 +247,9 @@ def test_agent_completions_with_function_tools_and_bad_input(sdk, http):
     _error(http.post("/v1/agents/completions", json={"agent_id": agent.id, "messages": ASK, "tools": [WEATHER]}),
            400, "tools.0.function.name")  # already a tool of the agent
     _error(http.post("/v1/agents/completions", json={"agent_id": agent.id, "messages": []}), 422)
-    library = _create(sdk, "librarian", tools=[{"type": "document_library", "library_ids": ["lib"]}])
-    refused = _error(http.post("/v1/agents/completions", json={"agent_id": library.id, "messages": ASK}),
-                     400, "agent_id")
-    assert "/v1/conversations" in refused["message"]
+    _error(http.post("/v1/agents/completions", json={"agent_id": agent.id, "messages": ASK,
+                                                      "tools": [{"type": "document_library", "library_ids": ["x"]}]}),
+           400, "tools.0.type")  # platform tools belong in the agent's definition
 
 
 @pytest.fixture(scope="module")
@@ -269,10 +268,15 @@ def two_workspaces(start_server, server):
 
 def test_another_workspace_cannot_see_or_touch_an_agent(two_workspaces):
     platform, keys = two_workspaces
-    north = Mistral(api_key=keys["north"], server_url=platform.url)
+    with Mistral(api_key=keys["north"], server_url=platform.url) as north, \
+            httpx.Client(base_url=platform.url, headers={"Authorization": f"Bearer {keys['south']}"},
+                         timeout=60) as south:
+        _isolated(north, south)
+
+
+def _isolated(north: Mistral, south: httpx.Client) -> None:
     agent = _create(north, "private", instructions="Answer briefly.", completion_args={"max_tokens": 4})
     assert north.agents.complete(agent_id=agent.id, messages=ASK).choices[0].message.content is not None
-    south = httpx.Client(base_url=platform.url, headers={"Authorization": f"Bearer {keys['south']}"}, timeout=30)
     path = f"/v1/agents/{agent.id}"
     for method, url, kwargs in [
         ("GET", path, {}), ("PATCH", path, {"json": {"name": "stolen"}}), ("DELETE", path, {}),
@@ -289,5 +293,43 @@ def test_another_workspace_cannot_see_or_touch_an_agent(two_workspaces):
     _error(south.post("/v1/agents", json={"model": DEFAULT_MODEL, "name": "thief", "handoffs": [agent.id]}),
            400, "handoffs")
     assert north.beta.agents.get(agent_id=agent.id).name == "private"  # untouched
-    south.close()
-    north.close()
+
+
+def _requests(http) -> int:
+    rows = http.get("/v1/usage", params={"group_by": "model"}).json()["data"]
+    return sum(r["requests"] for r in rows if r["model"] == DEFAULT_MODEL)
+
+
+def test_an_agent_with_platform_tools_answers_through_the_loop(sdk, http):
+    """A document_library agent as a chat completion goes through the conversation loop: its tools
+    are resolved there (an unreadable library is the loop's 400 naming it), and the answer is a
+    chat completion, JSON or chunks. With tool_choice "none" it is one cheap model step (the
+    tiny model's forced tool calls run on for hundreds of tokens; the loop's tool runs are
+    tested in test_conversation_loop.py and test_agent_library.py)."""
+    library = http.post("/v1/libraries", json={"name": "agents-completion-library"})
+    assert library.status_code in (200, 201), library.text
+    agent = _create(sdk, "librarian", instructions="Answer from the library.",
+                    tools=[{"type": "document_library", "library_ids": [library.json()["id"]]}],
+                    completion_args={"temperature": 0, "max_tokens": 8})
+    before = _requests(http)
+    answer = http.post("/v1/agents/completions", json={"agent_id": agent.id, "messages": ASK, "tool_choice": "none"})
+    body = _ok(answer, None)
+    validate(body, "ChatCompletionResponse")
+    assert body["model"] == DEFAULT_MODEL and body["choices"][0]["message"]["content"]
+    assert 0 < body["usage"]["completion_tokens"] <= 8 and _requests(http) == before + 1
+    events = list(sdk.agents.stream(agent_id=agent.id, messages=ASK, tool_choice="none"))
+    text = "".join(e.data.choices[0].delta.content or "" for e in events if e.data.choices)
+    assert text == body["choices"][0]["message"]["content"]  # temperature 0: the same answer
+    assert events[-1].data.choices[0].finish_reason == "stop" and events[-1].data.usage.total_tokens > 0
+    unreadable = _create(sdk, "stranger", tools=[{"type": "document_library",
+                                                  "library_ids": ["3f1c1a9e-0000-4000-8000-000000000000"]}])
+    _error(http.post("/v1/agents/completions", json={"agent_id": unreadable.id, "messages": ASK}),
+           400, "tools.0.library_ids")
+    # What the loop does not take is refused before anything runs.
+    _error(http.post("/v1/agents/completions", json={"agent_id": agent.id, "messages": ASK, "tools": [WEATHER]}),
+           400, "tools")
+    _error(http.post("/v1/agents/completions", json={"agent_id": agent.id, "messages": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}), 400, "messages.0.role")
+    _error(http.post("/v1/agents/completions", json={"agent_id": agent.id, "messages": [
+        {"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "nope", "content": "42"}]}), 400)
+    assert _requests(http) == before + 2  # none of the refused ones reached the model
