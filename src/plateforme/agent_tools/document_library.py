@@ -40,7 +40,7 @@ LINK_HOURS = 24
 # Responses whose citation numbers are remembered (a response's calls continue one numbering).
 REMEMBERED_RESPONSES = 1024
 # The longest query the model may write (the search itself takes up to MAX_QUERY_CHARS).
-QUERY_CHARS = 200
+QUERY_CHARS = 150
 
 PARAMETERS = {
     "type": "object",
