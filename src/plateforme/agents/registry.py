@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from plateforme.agents.definition import check_definition
-from plateforme.agents.errors import BadInput, NotFound
+from plateforme.agents.errors import BadInput, Conflict, NotFound
 from plateforme.agents.listing import AgentFilters, after_cursor, cursor_of
 from plateforme.storage.agent_tables import Agent, AgentAlias, AgentVersion
 from plateforme.tenancy.ids import as_utc, utcnow
@@ -204,7 +205,8 @@ class AgentRegistry:
         the current version. An update that changes nothing writes no version."""
         with self.db.session() as s:
             agent = self._agent(s, workspace_id, agent_id)
-            base = dict(s.get(AgentVersion, (agent.id, agent.version)).body)
+            served = agent.version
+            base = dict(s.get(AgentVersion, (agent.id, served)).body)
         body = {**base, **{k: v for k, v in changes.items() if k in FIELDS}}
         for required in ("model", "name", "deployment_chat"):  # null there means "unchanged"
             if body.get(required) is None:
@@ -218,10 +220,17 @@ class AgentRegistry:
         now = utcnow()
         with self.db.session() as s:
             agent = self._agent(s, workspace_id, agent_id)
+            if agent.version != served:  # switched meanwhile: this update was made from another version
+                raise Conflict(f"agent {agent_id!r} changed while it was updated (it now serves version "
+                               f"{agent.version}); read it again and retry the update", "agent_id")
             number = agent.latest_version + 1
             s.add(AgentVersion(agent_id=agent.id, version=number, body=body, created_at=now))
             agent.version, agent.latest_version, agent.updated_at = number, number, now
-            s.commit()
+            try:
+                s.commit()
+            except IntegrityError:  # another update wrote this version number first
+                raise Conflict(f"agent {agent_id!r} was updated by another request at the same time; read it "
+                               "again and retry the update", "agent_id") from None
             return self._record(s, agent, number)
 
     def switch_version(self, workspace_id: str, agent_id: str, version: int) -> AgentRecord:
