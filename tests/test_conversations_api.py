@@ -187,6 +187,9 @@ def test_function_tool_round_trip(http, sdk):
     calls = [o for o in started.outputs if o.type == "function.call"]
     assert calls and calls[0].name == "get_weather", started.outputs
     cid = started.conversation_id
+    kept = check_conversation(http.get(f"/v1/conversations/{cid}").json())["tools"]
+    assert [(t["type"], t["function"]["name"], t["function"]["parameters"]) for t in kept] == \
+        [("function", "get_weather", WEATHER["function"]["parameters"])]
     # A result answering no call of this conversation is refused; so is a plain message while it waits.
     error_of(http.post(f"/v1/conversations/{cid}", json={"inputs": [
         {"type": "function.result", "tool_call_id": "call_unknown", "result": "sunny"}]}), 400, "inputs.0.tool_call_id")
