@@ -12,6 +12,8 @@ import json
 import pytest
 from spec_schema import validate
 
+import plateforme.conversations.service as service_module
+import plateforme.conversations.store as store_module
 from plateforme.agent_tools.base import PlatformTool, ToolOutcome
 from plateforme.agent_tools.toolset import ToolsetResolver, handoff_name
 from plateforme.agents.errors import BadInput, Conflict, NotFound
@@ -26,7 +28,8 @@ from plateforme.engines.errors import EngineUnavailable
 from plateforme.pipeline.request_pipeline import RequestPipeline
 from plateforme.storage.database import open_database
 from plateforme.tenancy.accounts import Accounts
-from plateforme.tenancy.ids import utcnow
+from plateforme.storage.conversation_tables import Conversation
+from plateforme.tenancy.ids import as_utc, utcnow
 from plateforme.tenancy.principal import Principal
 from plateforme.traces.service import TraceService
 from plateforme.usage.billing import Billing
@@ -218,3 +221,27 @@ def test_the_agent_a_handoff_moved_to_answers_the_next_append(bench):
     with pytest.raises(NotFound) as err:
         asyncio.run(bench.service.start(bench.principal, "hi", {"agent_id": "ag_other"}, Options()))
     assert err.value.param == "agent_id"
+
+
+def test_the_lease_is_renewed_while_a_response_runs(bench, monkeypatch):
+    monkeypatch.setattr(service_module, "LEASE_S", 0.6)  # renewed every 0.2 s
+    monkeypatch.setattr(store_module, "LEASE_S", 0.6)
+
+    def lease(conversation_id):
+        with bench.db.session() as s:
+            return as_utc(s.get(Conversation, conversation_id).lease_until)
+
+    async def scenario():
+        response = await bench.start(("slow", "a long answer"))
+        stream = _sse(response)
+        await anext(stream)
+        await anext(stream)  # generating (the stand-in then waits 30 s)
+        ahead = []
+        for _ in range(4):  # 2 s in all, past three lease lengths
+            await asyncio.sleep(0.5)
+            ahead.append((lease(response.conversation_id) - utcnow()).total_seconds())
+        await stream.aclose()
+        return response.conversation_id, ahead
+    conversation_id, ahead = asyncio.run(scenario())
+    assert all(seconds > 0 for seconds in ahead), ahead  # never lapsed
+    assert lease(conversation_id) is None  # ended: no claim left

@@ -12,7 +12,6 @@ Generations are kept to a few tokens: assertions are on structure, never on the 
 
 import json
 import signal
-import time
 
 import httpx
 import pytest
@@ -32,7 +31,6 @@ WEATHER = {"type": "function", "function": {
                    "required": ["city"]}}}
 OUTPUT_TYPES = {"message.output": "MessageOutputEntry", "function.call": "FunctionCallEntry",
                 "tool.execution": "ToolExecutionEntry", "agent.handoff": "AgentHandoffEntry"}
-ENTRY_TYPES = {**OUTPUT_TYPES, "message.input": "MessageInputEntry", "function.result": "FunctionResultEntry"}
 
 
 def check_response(body: dict) -> dict:

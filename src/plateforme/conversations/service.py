@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from plateforme.agents.errors import AgentsError, BadInput, NotFound
 from plateforme.agents.served_models import require_chat_model
 from plateforme.conversations.entries import input_entries, messages_view
-from plateforme.conversations.items import DoneItem, EntryItem, EventItem
+from plateforme.conversations.items import DoneItem, EntryItem
 from plateforme.conversations.loop import Turn
 from plateforme.conversations.store import FIELDS, LEASE_S
 
