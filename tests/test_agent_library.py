@@ -6,7 +6,8 @@ The tiny model, once it has read a tool result with tool_choice "auto", tends to
 again and again until the loop's bound. So the response is made in two cheap, deterministic
 steps: the agent's search requires confirmation and its first step is forced ("any"): start
 (non-streamed) ends with the pending document_library call; append_stream (streamed) allows it
-with tool_choice "none": the search runs, the model answers from what it read.
+with tool_choice "none": the search runs, the model answers from what it read, its deltas
+streaming the tool_reference chunks in place.
 
 The tiny model's prose and query are not asserted; the structure is: the search ran (a
 tool.execution entry named document_library whose hits are what POST /v1/libraries/search gives
@@ -109,6 +110,19 @@ def test_an_agent_answers_from_a_library_with_references(handbook):
         assert [e["type"] for e in entries] == ["message.input", "function.call", "tool.execution", "message.output"]
         retrieved = check_search(http, entries[2], library_id, files)
         check_references(http, entries[3], retrieved, files)
+        # Streamed, the answer's deltas add up to those chunks, tool_reference chunks included.
+        streamed: list[dict] = []
+        for event in events:
+            if event.event != "message.output.delta" or event.data.id != entries[3]["id"]:
+                continue
+            piece, index = event.data.content, event.data.content_index
+            if index == len(streamed):
+                streamed.append({"type": "text", "text": piece} if isinstance(piece, str)
+                                else piece.model_dump(mode="json", by_alias=True, exclude_none=True))
+            else:
+                assert index == len(streamed) - 1 and isinstance(piece, str)
+                streamed[-1]["text"] += piece
+        assert streamed == entries[3]["content"]
         # The SDK reads the same answer.
         read = client.beta.conversations.get_history(conversation_id=started.conversation_id).entries[-1]
         assert [c.type for c in read.content] == [c["type"] for c in entries[3]["content"]]
