@@ -77,4 +77,4 @@ def tools_as_dicts(tools: list[Any] | None) -> list[dict] | None:
     """The tools as stored and handed to the capability: Mistral's shape, unset fields left out."""
     if tools is None:
         return None
-    return [t.model_dump(exclude_none=True) for t in tools]
+    return [t.model_dump(exclude_none=True, by_alias=True) for t in tools]
