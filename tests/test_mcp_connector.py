@@ -291,11 +291,12 @@ EVENT_SCHEMAS = {"conversation.response.started": "ResponseStartedEvent",
                  "tool.execution.done": "ToolExecutionDoneEvent"}
 
 
-def _agent(client: Mistral, name: str, tool: str):
-    """An agent offered one tool of the connector, forced to call it (the 135M model would not choose to)."""
+def _agent(client: Mistral, name: str, tool: str, max_tokens: int):
+    """An agent offered one tool of the connector, forced to call it (the 135M model would not choose to)
+    on the first step of a response to a message; `max_tokens` bounds every step (each costs seconds here)."""
     return client.beta.agents.create(model=DEFAULT_MODEL, name=f"{name} {tool}", instructions="Use the tools.",
                                      tools=[_connector_tool(name, tool)],
-                                     completion_args={"tool_choice": "any", "max_tokens": 120})
+                                     completion_args={"tool_choice": "any", "max_tokens": max_tokens})
 
 
 def test_an_agent_calls_an_mcp_tool_through_the_sdk(server, registered):
@@ -303,7 +304,7 @@ def test_an_agent_calls_an_mcp_tool_through_the_sdk(server, registered):
     again and again until the loop's bounds (each step costs seconds here); leaving stops the response."""
     name = registered["name"]
     client = Mistral(api_key="unused", server_url=server.url)
-    agent = _agent(client, name, "add")
+    agent = _agent(client, name, "add", 96)
     events = []
     with client.beta.conversations.start_stream(agent_id=agent.id, inputs="What is 2 plus 3?") as stream:
         for event in stream:
@@ -328,7 +329,7 @@ def test_an_agent_calls_an_mcp_tool_through_the_sdk(server, registered):
 def test_a_confirmation_round_runs_the_tool_on_allow_only(server, registered):
     name = registered["name"]
     client = Mistral(api_key="unused", server_url=server.url)
-    agent = _agent(client, name, "restock")
+    agent = _agent(client, name, "restock", 64)
     before = _restocks(registered)
 
     def pending(ran_before: int) -> tuple[str, str]:
@@ -366,3 +367,19 @@ def test_another_workspaces_mcp_server_is_out_of_reach(server):
     refused = httpx.post(f"{server.url}/v1/conversations", timeout=60, json={
         "model": DEFAULT_MODEL, "inputs": "hi", "tools": [_connector_tool(theirs, "add")]})
     assert _error(refused, 400)["param"] == "tools.0.connector_id"
+
+
+def test_the_admin_cli_registers_lists_and_removes_mcp_servers(server):
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(RuntimeError, match="the server has no tool 'launch_rocket'"):
+        server.admin("mcp", "add", "--workspace", WORKSPACE, "--name", name, "--command", sys.executable,
+                     f"--arg={SERVER}", "--confirm", "launch_rocket")
+    added = server.admin("mcp", "add", "--workspace", WORKSPACE, "--name", name, "--command", sys.executable,
+                         f"--arg={SERVER}", "--env", "SHOP_NAME=${PLATEFORME_DATA_DIR}", "--confirm", "restock")
+    stored = httpx.get(f"{_servers_url(server)}/{name}").json()
+    assert stored["id"] == added.splitlines()[-1]
+    # Stored as given: the placeholder, not the value it had when the server was tried.
+    assert (stored["env"], stored["requires_confirmation"]) == ({"SHOP_NAME": "${PLATEFORME_DATA_DIR}"}, ["restock"])
+    assert name in server.admin("mcp", "list", "--workspace", WORKSPACE)
+    assert server.admin("mcp", "remove", "--workspace", WORKSPACE, name) == f"removed {name}"
+    assert _error(httpx.get(f"{_servers_url(server)}/{name}"), 404)

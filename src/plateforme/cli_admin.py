@@ -136,6 +136,10 @@ def _dispatch(args, accounts: Accounts, audit: AuditLog) -> None:
         from plateforme import cli_databases
 
         cli_databases.run(args, accounts, audit)
+    elif what[0] == "mcp":
+        from plateforme import cli_mcp
+
+        cli_mcp.run(args, accounts, audit)
     elif what[0] == "audit":
         workspace = accounts.workspace(args.workspace).id if args.workspace else None
         _table([(e.at.isoformat(timespec="seconds"), e.workspace_id or "-", e.actor_user_id or e.actor_key_id or "-",
@@ -198,6 +202,9 @@ def add_parser(sub) -> None:
     from plateforme import cli_databases
 
     cli_databases.add_parser(cmds)
+    from plateforme import cli_mcp
+
+    cli_mcp.add_parser(cmds)
     audit = cmds.add_parser("audit", help="read the audit log")
     audit.add_argument("--workspace")
     audit.add_argument("--limit", type=int, default=100)

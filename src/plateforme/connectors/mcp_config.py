@@ -76,7 +76,7 @@ def parse_config(data: dict, param: str = "config") -> StdioServer | HttpServer:
         return _ADAPTER.validate_python(data)
     except ValidationError as e:
         err = e.errors()[0]
-        where = ".".join(str(p) for p in (param, *err["loc"]))
+        where = ".".join(str(p) for p in (param, *err["loc"]) if p != "")
         raise BadInput(f"{where}: {err['msg']}", where) from None
 
 

@@ -104,6 +104,22 @@ class McpTools:
         except McpRefused as e:
             raise McpUnavailable(str(e)) from None
 
+    async def trial(self, key: str, name: str, config: StdioServer | HttpServer) -> list[types.Tool]:
+        """`probe` for a registration: a server that does not start, or a requires_confirmation naming a
+        tool it lacks, is a BadInput naming the field and the cause (and nothing is left open)."""
+        try:
+            tools = await self.probe(key, name, config)
+        except McpUnavailable as e:
+            self.forget(key)
+            field = "command" if isinstance(config, StdioServer) else "url"
+            raise BadInput(f"{e}; nothing was registered", field) from None
+        unknown = sorted(set(config.requires_confirmation) - {t.name for t in tools})
+        if unknown:
+            self.forget(key)
+            raise BadInput(f"requires_confirmation: the server has no tool {', '.join(map(repr, unknown))}; its "
+                           f"tools are {', '.join(t.name for t in tools) or 'none'}", "requires_confirmation")
+        return tools
+
     def adopt(self, key: str, connector_id: str) -> None:
         self.client.rename(key, connector_id)
 

@@ -15,7 +15,7 @@ import uuid
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from plateforme.agents.errors import AgentsError, BadInput, Conflict, NotFound
+from plateforme.agents.errors import AgentsError, Conflict, NotFound
 from plateforme.api.auth import require_admin
 from plateforme.api.schemas.mcp import McpServerIn
 from plateforme.connectors.mcp_client import McpUnavailable
@@ -71,16 +71,7 @@ async def register(workspace_id: str, request: Request, body: McpServerIn = Body
         pass
     mcp_tools = state.agent_parts.mcp_tools
     trial = f"trial:{uuid.uuid4()}"
-    try:
-        tools = await mcp_tools.probe(trial, body.name, config)
-    except McpUnavailable as e:
-        mcp_tools.forget(trial)
-        raise BadInput(f"{e}; nothing was registered", "command" if body.transport == "stdio" else "url") from None
-    unknown = sorted(set(config.requires_confirmation) - {t.name for t in tools})
-    if unknown:
-        mcp_tools.forget(trial)
-        raise BadInput(f"requires_confirmation: the server has no tool {', '.join(map(repr, unknown))}; its tools "
-                       f"are {', '.join(t.name for t in tools) or 'none'}", "requires_confirmation")
+    tools = await mcp_tools.trial(trial, body.name, config)
     try:
         record = await run_in_threadpool(state.connectors.add, ws, body.name, "mcp", body.description, body.config())
     except BaseException:
