@@ -55,6 +55,8 @@ def run():
     os.environ["F_MCP_SHOP"] = "Fruits & Co"
     with asyncio.Runner() as runner:
         yield runner.run
+    os.environ.pop("F_MCP_SHOP", None)
+    os.environ.pop("F_MCP_TOKEN", None)
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +224,7 @@ def _servers_url(server, workspace: str = WORKSPACE) -> str:
 
 
 @pytest.fixture(scope="module")
-def registered(server, tmp_path_factory) -> dict:
+def registered(server, tmp_path_factory):
     """The test MCP server registered for the workspace; `restock` and `delete_item` need confirmation."""
     log = tmp_path_factory.mktemp("mcp") / "restock.log"
     body = {"name": f"shop-{uuid.uuid4().hex[:6]}", "description": "the fruit shop", "transport": "stdio",
@@ -230,7 +232,8 @@ def registered(server, tmp_path_factory) -> dict:
             "requires_confirmation": ["restock", "delete_item"], "timeout_s": 10}
     answer = httpx.post(_servers_url(server), json=body, timeout=60)
     assert answer.status_code == 200, answer.text
-    return {**answer.json(), "restock_log": log}
+    yield {**answer.json(), "restock_log": log}
+    httpx.delete(f"{_servers_url(server)}/{body['name']}", timeout=30)  # its server process stops with it
 
 
 def _error(response: httpx.Response, status: int) -> dict:
