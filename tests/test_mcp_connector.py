@@ -159,6 +159,10 @@ def test_a_server_that_cannot_start_is_a_502_naming_the_cause(run, mcp):
     run(impatient.close())
     bad = _spec_error(run, mcp, replace(_connector("badconfig"), config={"transport": "carrier pigeon"}))
     assert bad.status == 400
+    with pytest.raises(ToolSpecError) as raised:  # credentials come from the platform's environment only
+        run(mcp.tools(DEV_PRINCIPAL, _connector("x"), {"connector_id": "x", "authorization": {
+            "type": "api-key", "value": "k"}}, "tools.1"))
+    assert raised.value.param == "tools.1.authorization"
 
 
 def test_streamable_http_with_a_header_from_the_environment(run, mcp):

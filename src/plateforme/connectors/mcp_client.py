@@ -296,6 +296,7 @@ class McpClient:
     def rename(self, key: str, new_key: str) -> None:
         """The session opened under `key` (e.g. an admin's trial of a server) now serves `new_key`."""
         found = self._sessions.pop(key, None)
+        self._locks.pop(key, None)
         if found is not None:
             self.forget(new_key)
             self._sessions[new_key] = found
@@ -308,6 +309,9 @@ class McpClient:
             self._retire(found)
         elif session is not None:
             self._retire(session)
+        lock = self._locks.get(key)
+        if key not in self._sessions and lock is not None and not lock.locked():
+            del self._locks[key]
 
     async def close(self) -> None:
         for key in list(self._sessions):

@@ -125,6 +125,11 @@ class McpTools:
 
     async def tools(self, principal, connector: ConnectorRecord, spec: dict, param: str) -> list[PlatformTool]:
         where = f"{param}.connector_id"
+        if spec.get("authorization"):
+            raise ToolSpecError(f"{param}.authorization: this server does not pass per-request credentials to MCP "
+                                "servers; an admin sets them in the connector's env or headers as ${VAR} from the "
+                                "platform's environment (docs/mcp.md); leave authorization out",
+                                f"{param}.authorization")
         try:
             listed = await self.server_tools(connector)
             config = parse_config(connector.config)
