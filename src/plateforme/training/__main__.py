@@ -22,8 +22,15 @@ import sys
 import traceback
 from pathlib import Path
 
-from plateforme.training.events import Events, claim_stdout
-from plateforme.training.job import CLASSIFIER, Job, JobError, read_job
+# torch's OpenMP threads sleep between parallel regions instead of spinning (unless the operator
+# says otherwise): the trainer shares its cores with the gateway and the llama.cpp workers, and a
+# thread spinning at a barrier while its sibling waits for a core burned several times the work
+# itself (measured on 2 busy cores: one LoRA step of the default model 25-35 s of CPU, 3.3 s passive).
+# libgomp reads it once, when torch loads it: before any torch import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from plateforme.training.events import Events, claim_stdout  # noqa: E402
+from plateforme.training.job import CLASSIFIER, Job, JobError, read_job  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_FAILED_VALIDATION, EXIT_CANCELLED = 0, 1, 3, 4
 log = logging.getLogger("plateforme.training")
