@@ -71,7 +71,7 @@ class ConversationRestartRequest(Strict):
 
 def args_dict(args: CompletionArgs | None) -> dict | None:
     """The completion arguments the client set (unset ones left to the agent's or the conversation's)."""
-    return None if args is None else args.model_dump(exclude_unset=True, exclude_none=True)
+    return None if args is None else args.model_dump(exclude_unset=True, exclude_none=True, by_alias=True)
 
 
 def confirmations(items: list[ToolCallConfirmation] | None) -> list[dict] | None:
