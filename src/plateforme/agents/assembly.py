@@ -1,6 +1,6 @@
 """Agents, conversations, their tools and connectors, assembled for the app (create_app).
 
-    parts = build_agents(settings, db, pipeline, library_search, url_signer)
+    parts = build_agents(settings, db, pipeline, engines, library_search, url_signer)
     await parts.start()   # conversations cut off by a stop are marked failed
     ...
     await parts.close()   # MCP sessions closed
@@ -43,7 +43,8 @@ class AgentParts:
         await self.mcp_tools.close()
 
 
-def build_agents(settings, db, pipeline, library_search, url_signer) -> AgentParts:
+def build_agents(settings, db, pipeline, engines, library_search, url_signer) -> AgentParts:
+    """`engines`: the app's generation.engine_resolution.EngineResolver."""
     agents = AgentRegistry(db)
     connectors = ConnectorStore(db)
     database_tools, mcp_tools = DatabaseTools(settings), McpTools(settings)
@@ -53,4 +54,4 @@ def build_agents(settings, db, pipeline, library_search, url_signer) -> AgentPar
     })
     loop = ConversationLoop(pipeline, resolver, agents, LoopLimits.from_settings(settings))
     store = ConversationStore(db, runner_id(settings.data_dir))
-    return AgentParts(agents, connectors, database_tools, mcp_tools, ConversationService(store, loop, agents))
+    return AgentParts(agents, connectors, database_tools, mcp_tools, ConversationService(store, loop, agents, engines))

@@ -117,6 +117,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.fine_tuning_parts = parts
     app.state.fine_tuning, app.state.fine_tuned_models = parts.jobs, parts.models
     engines = EngineResolver(registry, pool, parts.serving)  # configured models and fine-tunes
+    app.state.engines = engines
     app.state.chat = ChatService(engines)
     app.state.fim = FIMService(engines)
     app.state.classifiers = ClassifierService(parts.models.models, app.state.embeddings)
@@ -131,7 +132,7 @@ def create_app(settings: Settings, registry: ModelRegistry) -> FastAPI:
     app.state.moderation = build_moderation(settings, registry, app.state.embeddings, app.state.pipeline,
                                             load_head=app.state.classifiers.load_head)
     app.state.pipeline.guards.append(GuardrailGuard(app.state.moderation, app.state.metrics))
-    agent_parts = build_agents(settings, app.state.db, app.state.pipeline, app.state.library_search,
+    agent_parts = build_agents(settings, app.state.db, app.state.pipeline, engines, app.state.library_search,
                                app.state.url_signer)
     app.state.agent_parts = agent_parts
     app.state.agents, app.state.connectors = agent_parts.agents, agent_parts.connectors

@@ -69,10 +69,12 @@ class Response:
 
 
 class ConversationService:
-    def __init__(self, store, loop, agents):
+    def __init__(self, store, loop, agents, engines=None):
         """`store`: conversations.store.ConversationStore; `loop`: conversations.loop.ConversationLoop;
-        `agents`: agents.registry.AgentRegistry."""
-        self.store, self.loop, self.agents = store, loop, agents
+        `agents`: agents.registry.AgentRegistry; `engines`: the app's
+        generation.engine_resolution.EngineResolver, to check a bare model before anything runs
+        (None: the first model step checks it)."""
+        self.store, self.loop, self.agents, self.engines = store, loop, agents, engines
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -110,8 +112,8 @@ class ConversationService:
         elif settings.get("agent_version") is not None:
             raise BadInput("agent_version: only with agent_id", "agent_version")
         agent = await self._agent(principal, settings.get("agent_id"), settings.get("agent_version"))
-        if agent is None and self._engines() is not None:  # an agent's model was checked when it was made
-            await require_chat_model(self._engines(), principal.workspace_id, settings["model"])
+        if agent is None and self.engines is not None:  # an agent's model was checked when it was made
+            await require_chat_model(self.engines, principal.workspace_id, settings["model"])
         entries = input_entries(inputs)
         conversation_id = new_conversation_id()
         turn = self._turn(principal, conversation_id, agent, settings, [], entries, options)
@@ -171,11 +173,6 @@ class ConversationService:
         return Response(self, new_id, turn, prepared, options.store)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _engines(self):
-        """The app's EngineResolver, behind the pipeline's chat capability (None for a stand-in)."""
-        chat = getattr(self.loop.pipeline, "services", {}).get("chat")
-        return getattr(getattr(chat, "core", None), "resolver", None)
 
     async def _agent(self, principal, agent_id: str | None, version):
         if agent_id is None:

@@ -50,7 +50,7 @@ def _filters(deployment_chat, sources, name, search, id, metadata) -> AgentFilte
 
 async def _check_model(request: Request, model: str | None) -> None:
     if model is not None:
-        await require_chat_model(request.app.state.chat.core.resolver, _workspace(request), model)
+        await require_chat_model(request.app.state.engines, _workspace(request), model)
 
 
 @router.post("/v1/agents", response_model=Agent)
