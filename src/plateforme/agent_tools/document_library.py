@@ -24,6 +24,7 @@ from plateforme.agent_tools.base import PlatformTool, ToolContext, ToolOutcome, 
 from plateforme.agent_tools.citations import reference_key
 from plateforme.agent_tools.configuration import configured
 from plateforme.libraries.access import readable
+from plateforme.libraries.document_links import document_link
 from plateforme.libraries.errors import LibraryError
 from plateforme.retrieval.errors import SearchError
 from plateforme.retrieval.search import MAX_QUERY_CHARS, SearchHit
@@ -35,8 +36,6 @@ TOOL = "document_library"
 # 2048-token window, which the excerpts share with the instructions, the history and the answer.
 TOP_K = 4
 EXCERPT_CHARS = 700
-# How long a signed document link in a reference works (the documents API's links: 24 hours).
-LINK_HOURS = 24
 # Responses whose citation numbers are remembered (a response's calls continue one numbering).
 REMEMBERED_RESPONSES = 1024
 # The longest query the model may write (the search itself takes up to MAX_QUERY_CHARS).
@@ -48,14 +47,6 @@ PARAMETERS = {
     "properties": {"query": {"type": "string", "maxLength": QUERY_CHARS}},
     "required": ["query"],
 }
-
-
-def document_link(signer, document_id: str, hours: int = LINK_HOURS) -> str:
-    """The signed link to a document's file, relative to the server's root: the same link as GET
-    /v1/libraries/{library_id}/documents/{document_id}/signed-url (api/routes/documents.py signs the
-    scope "library-document-file:<id>" and serves it at /v1/library-documents/<id>/signed-content)."""
-    expires, signature = signer.sign(f"library-document-file:{document_id}", hours)
-    return f"/v1/library-documents/{document_id}/signed-content?expires={expires}&signature={signature}"
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:

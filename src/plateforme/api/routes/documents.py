@@ -12,11 +12,11 @@ from plateforme.api.schemas.libraries import (Document, DocumentTextContent, Lis
                                               ProcessingStatus, UpdateDocumentRequest, document_response,
                                               documents_response, status_response)
 from plateforme.files.names import content_disposition
+from plateforme.libraries.document_links import LINK_HOURS, document_scope
 from plateforme.libraries.documents import DocumentListing
 
 router = APIRouter()
 public_router = APIRouter()
-LINK_HOURS = 24
 _DOCUMENT = "/v1/libraries/{library_id}/documents/{document_id}"
 
 
@@ -97,17 +97,12 @@ async def reprocess_document(request: Request, library_id: str, document_id: str
     return Response(status_code=204)
 
 
-def _scope(what: str, document_id: str) -> str:
-    """What a link signs: a document's file and its text are links of their own (and never a file's)."""
-    return f"library-document-{what}:{document_id}"
-
-
 async def _signed_link(request: Request, library_id: str, document_id: str, what: str, route: str) -> str:
     ids = check_ids(library_id, document_id)
     doc = await call(parts(request).documents.get, request.state.principal, *ids)
     if what == "text":
         await call(parts(request).documents.read_text, doc)  # 409 while there is no text to link to
-    expires, signature = parts(request).url_signer.sign(_scope(what, doc.id), LINK_HOURS)
+    expires, signature = parts(request).url_signer.sign(document_scope(what, doc.id), LINK_HOURS)
     await audit(request, f"document.sign_{what}_url", "library_document", doc.id)
     return str(request.url_for(route, document_id=doc.id).include_query_params(expires=expires, signature=signature))
 
@@ -124,7 +119,7 @@ async def document_text_signed_url(request: Request, library_id: str, document_i
 
 async def _linked(request: Request, document_id: str, what: str, expires: int, signature: str):
     _, document_id = check_ids("00000000-0000-0000-0000-000000000000", document_id)
-    if not parts(request).url_signer.verify(_scope(what, document_id), expires, signature):
+    if not parts(request).url_signer.verify(document_scope(what, document_id), expires, signature):
         raise APIError(403, "This link is invalid or has expired: ask for a new one (GET "
                        "/v1/libraries/{library_id}/documents/{document_id}/signed-url).", type="forbidden")
     doc, workspace_id = await call(parts(request).documents.linked, document_id)
