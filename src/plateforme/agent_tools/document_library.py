@@ -77,9 +77,11 @@ class _Numbering:
 
 
 class DocumentLibraryTools:
-    def __init__(self, library_search, url_signer):
-        """`library_search`: retrieval.search.LibrarySearch; `url_signer`: files.signing.UrlSigner."""
-        self.search, self.signer = library_search, url_signer
+    def __init__(self, library_search, url_signer, billing=None):
+        """`library_search`: retrieval.search.LibrarySearch; `url_signer`: files.signing.UrlSigner;
+        `billing`: usage.billing.Billing, which meters each search's query embedding to the caller's
+        workspace as POST /v1/libraries/search does (None: not metered)."""
+        self.search, self.signer, self.billing = library_search, url_signer, billing
         self.numbering = _Numbering()
 
     async def tools(self, principal: Principal, spec: dict, param: str) -> list[PlatformTool]:
@@ -116,13 +118,22 @@ class DocumentLibraryTools:
         if remaining <= 0:
             return _refused("no time is left in this response to search the libraries", arguments, query)
         try:
-            hits = await asyncio.wait_for(self.search.search(context.principal, query, library_ids, TOP_K),
-                                          remaining)
+            result = await asyncio.wait_for(
+                self.search.search_with_usage(context.principal, query, library_ids, TOP_K), remaining)
         except TimeoutError:
             return _refused("the library search did not answer within this response's time limit", arguments, query)
         except (SearchError, LibraryError) as exc:
             return _refused(f"the library search failed: {exc}", arguments, query)
-        return self.outcome(query, hits, context)
+        await self._meter(context, result.prompt_tokens)
+        return self.outcome(query, result.hits, context)
+
+    async def _meter(self, context: ToolContext, prompt_tokens: dict[str, int]) -> None:
+        """The query's embedding, per embedding model, in the caller's usage (route libraries.search)."""
+        if self.billing is None:
+            return
+        for model, tokens in prompt_tokens.items():
+            await self.billing.record(context.principal, model, "libraries.search", f"search-{uuid.uuid4().hex}",
+                                      tokens, 0)
 
     def outcome(self, query: str, hits: list[SearchHit], context: ToolContext) -> ToolOutcome:
         info = {"query": query, "results": [

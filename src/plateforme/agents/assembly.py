@@ -49,7 +49,7 @@ def build_agents(settings, db, pipeline, engines, library_search, url_signer) ->
     connectors = ConnectorStore(db)
     database_tools, mcp_tools = DatabaseTools(settings), McpTools(settings)
     resolver = ToolsetResolver({
-        "document_library": DocumentLibraryTools(library_search, url_signer),
+        "document_library": DocumentLibraryTools(library_search, url_signer, pipeline.billing),
         "connector": ConnectorTools(connectors, {"database": database_tools, "mcp": mcp_tools}),
     })
     loop = ConversationLoop(pipeline, resolver, agents, LoopLimits.from_settings(settings))
