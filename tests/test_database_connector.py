@@ -313,7 +313,8 @@ def test_bounds_default_to_the_settings_and_shrink_with_them(sqlite_url):
 
 LIVE_TABLES = {"customers": ["id", "name", "city", "country", "segment"], "orders": "*", "order_items": "*",
                "products": "*"}
-FORCED = {"tool_choice": "any", "temperature": 0, "max_tokens": 96}
+# Room for the forced call(s) whole: a call cut by max_tokens is left as text, not run.
+FORCED = {"tool_choice": "any", "temperature": 0, "max_tokens": 160}
 
 
 @pytest.fixture(scope="module")
@@ -324,8 +325,8 @@ def live(server, tmp_path_factory):
     from plateforme.tenancy.principal import DEV_WORKSPACE
 
     path = company_db.build_sqlite(tmp_path_factory.mktemp("live-company") / "company.db")
-    http = httpx.Client(base_url=server.url, headers=server.headers, timeout=120)
-    client = Mistral(api_key=server.api_key or "no-auth", server_url=server.url)
+    http = httpx.Client(base_url=server.url, headers=server.headers, timeout=600)
+    client = Mistral(api_key=server.api_key or "no-auth", server_url=server.url, timeout_ms=600_000)
     name = f"company_{uuid.uuid4().hex[:6]}"
     registered = http.post(f"/v1/admin/workspaces/{DEV_WORKSPACE}/databases",
                            json={"name": name, "description": "orders, customers and products",
@@ -383,31 +384,42 @@ def test_admin_registers_lists_and_removes_databases(live):
     assert ("database.create", "scratch_db") in actions and ("database.delete", "scratch_db") in actions
 
 
-def test_an_agent_answers_through_the_sql_tool(live):
+def _check_runs(runs: list[dict], path: Path) -> list[str]:
+    """Each query the model sent ran on the database or was refused by it; the SQL of each."""
+    sent = []
+    for run in runs:
+        sql = json.loads(run["arguments"]).get("sql")
+        assert run["info"]["query"] == sql, run["info"]  # the executed query is shown as sent
+        sent.append(sql.strip() if isinstance(sql, str) else sql)
+        if "error" in run["info"]:  # refused: the reason, and the model read it
+            assert run["info"]["error"]
+            if isinstance(sql, str) and sql.strip().split(" ", 1)[0].upper() in ("DELETE", "UPDATE", "INSERT"):
+                assert "readonly database" in run["info"]["error"]
+        else:  # what the database gives for that very SQL, at most the row cap
+            with sqlite3.connect(path) as conn:
+                expected = [list(r) for r in conn.execute(sql).fetchmany(20)]
+            assert run["info"]["rows"] == expected and run["info"]["row_count"] == len(expected)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 220  # nothing was written
+    return sent
+
+
+def test_an_agent_answers_through_the_sql_tool_and_a_write_is_refused(live):
+    """The tiny model writes SQL of its own: whatever it sends runs read-only or is refused, and
+    the conversation goes on (a second turn, streamed, is answered after the first's refusals)."""
     http, client, name, path, agent, _ = live
-    sql = "SELECT status, count(*) FROM orders GROUP BY status"
-    response = client.beta.conversations.start(agent_id=agent.id, inputs=f"How many orders per status? {sql}")
+    response = client.beta.conversations.start(
+        agent_id=agent.id, inputs="How many orders per status? SELECT status, count(*) FROM orders GROUP BY status")
     entries = _entries(response)
-    run = _executions(entries, name)[0]
-    executed = json.loads(run["arguments"])["sql"]
-    assert run["info"]["query"] == executed.strip()
-    if "error" in run["info"]:  # the model's SQL was refused: the reason, and the conversation went on
-        assert run["info"]["error"]
-    else:  # what the database gives for that very SQL
-        with sqlite3.connect(path) as conn:
-            expected = [list(r) for r in conn.execute(executed).fetchmany(20)]
-        assert run["info"]["rows"] == expected and run["info"]["row_count"] == len(expected)
+    first = _check_runs(_executions(entries, name), path)
     assert entries[-1]["type"] == "message.output"
     history = http.get(f"/v1/conversations/{response.conversation_id}/history")
     validate_response("/v1/conversations/{conversation_id}/history", "get", 200, history.json())
     assert [e["type"] for e in history.json()["entries"]][:2] == ["message.input", "tool.execution"]
 
-
-def test_a_write_is_refused_and_the_conversation_goes_on(live):
-    http, client, name, path, agent, _ = live
     events, kind = [], None
-    with http.stream("POST", "/v1/conversations", json={
-            "agent_id": agent.id, "stream": True, "inputs": "DELETE FROM orders WHERE id = 1"}) as streamed:
+    with http.stream("POST", f"/v1/conversations/{response.conversation_id}", timeout=600, json={
+            "stream": True, "inputs": "Delete the order 1: DELETE FROM orders WHERE id = 1"}) as streamed:
         assert streamed.status_code == 200
         for line in streamed.iter_lines():
             if line.startswith("event: "):
@@ -418,21 +430,12 @@ def test_a_write_is_refused_and_the_conversation_goes_on(live):
                 events.append(data)
     types = [e["type"] for e in events]
     assert types[0] == "conversation.response.started" and types[-1] == "conversation.response.done", types
-    assert "tool.execution.done" in types
-    conversation_id = events[0]["conversation_id"]
-    entries = [e.model_dump(mode="json", by_alias=True, exclude_none=True)
-               for e in client.beta.conversations.get_history(conversation_id=conversation_id).entries]
-    run = _executions(entries[1:], name)[0]
-    executed = json.loads(run["arguments"])["sql"]
-    assert executed.strip().upper().startswith("DELETE"), f"the model did not send the write: {executed!r}"
-    assert "readonly database" in run["info"]["error"]
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 220
-    assert entries[-1]["type"] == "message.output"
-    # The conversation goes on: a next turn is answered.
-    more = client.beta.conversations.append(conversation_id=conversation_id,
-                                            inputs="SELECT count(*) FROM products")
-    assert _entries(more)[-1]["type"] == "message.output"
+    assert "tool.execution.started" in types and "tool.execution.done" in types
+    stored = [e.model_dump(mode="json", by_alias=True, exclude_none=True)
+              for e in client.beta.conversations.get_history(conversation_id=response.conversation_id).entries]
+    second = _check_runs(_executions(stored[len(history.json()["entries"]) + 1:], name), path)
+    assert stored[-1]["type"] == "message.output"
+    print(f"queries the model sent: {first} then {second}")
 
 
 def test_another_workspace_cannot_use_the_connection(live):
