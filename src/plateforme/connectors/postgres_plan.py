@@ -84,12 +84,13 @@ def columns_read(plan: dict, table_columns: dict[str, list[str]]) -> dict[str, s
             walk(child, root or (exposed and kind in _PASS_THROUGH))
 
     walk(plan, True)
-    out = {}
-    for alias in table_columns:
-        out[alias] = {name if name == "*" else _unquote(name) for prefix, name in tokens
-                      # a bare "*" is count(*)'s; a whole row is always written alias.* in a verbose plan
-                      if (prefix is None and name != "*") or (prefix and (prefix == alias or _unquote(prefix) == alias))}
-    return out
+    def of(alias: str, prefix: str | None, name: str) -> bool:
+        if prefix is None:  # a bare "*" is count(*)'s; a whole row is always written alias.* in a verbose plan
+            return name != "*"
+        return prefix == alias or _unquote(prefix) == alias
+
+    return {alias: {name if name == "*" else _unquote(name) for prefix, name in tokens if of(alias, prefix, name)}
+            for alias in table_columns}
 
 
 def opaque_functions(plan: dict) -> list[str]:
