@@ -113,7 +113,8 @@ async def _fine_tuning(_: Request, exc: FineTuningError) -> JSONResponse:
 
 
 async def _agents(_: Request, exc: AgentsError) -> JSONResponse:
-    kind = {404: "not_found", 409: "conflict", 503: "service_unavailable"}.get(exc.status, "invalid_request_error")
+    kind = {404: "not_found", 409: "conflict", 502: "upstream_error", 503: "service_unavailable"}.get(
+        exc.status, "invalid_request_error")
     return error_response(exc.status, str(exc), kind, param=exc.param)
 
 
