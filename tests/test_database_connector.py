@@ -336,7 +336,10 @@ def live(server, tmp_path_factory):
         model=DEFAULT_MODEL, name="data assistant", completion_args=FORCED,
         instructions=f"You answer questions about the company's data by calling {name}_query with the SQL the "
                      "user gives, exactly as written.",
-        tools=[{"type": "connector", "connector_id": name, "tool_configuration": {"include": ["query"]}}])
+        # Each query waits for the client's confirmation: a response is then one model step at most
+        # (the tiny model, left to choose, would call the tool step after step up to the loop's bounds).
+        tools=[{"type": "connector", "connector_id": name,
+                "tool_configuration": {"include": ["query"], "requires_confirmation": ["query"]}}])
     yield http, client, name, path, agent, registered.json()
     client.beta.agents.delete(agent_id=agent.id)
     http.delete(f"/v1/admin/workspaces/{DEV_WORKSPACE}/databases/{name}")
@@ -404,23 +407,22 @@ def _check_runs(runs: list[dict], path: Path) -> list[str]:
     return sent
 
 
-def test_an_agent_answers_through_the_sql_tool_and_a_write_is_refused(live):
-    """The tiny model writes SQL of its own: whatever it sends runs read-only or is refused, and
-    the conversation goes on (a second turn, streamed, is answered after the first's refusals)."""
+def _confirmed_round(live, question: str) -> tuple[str, list[str], list[dict]]:
+    """A conversation with the agent: its pending query call, allowed, streamed to the end;
+    (the SQL the model sent, the streamed event types, the stored entries)."""
     http, client, name, path, agent, _ = live
-    response = client.beta.conversations.start(
-        agent_id=agent.id, inputs="How many orders per status? SELECT status, count(*) FROM orders GROUP BY status")
-    entries = _entries(response)
-    first = _check_runs(_executions(entries, name), path)
-    assert entries[-1]["type"] == "message.output"
-    history = http.get(f"/v1/conversations/{response.conversation_id}/history")
-    validate_response("/v1/conversations/{conversation_id}/history", "get", 200, history.json())
-    assert [e["type"] for e in history.json()["entries"]][:2] == ["message.input", "tool.execution"]
+    started = client.beta.conversations.start(agent_id=agent.id, inputs=question)
+    calls = [e for e in _entries(started) if e["type"] == "function.call"]
+    assert calls and calls[-1]["name"] == f"{name}_query" and calls[-1]["confirmation_status"] == "pending", calls
+    sql = json.loads(calls[-1]["arguments"]).get("sql")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 220  # paused: nothing ran yet
 
     events, kind = [], None
-    with http.stream("POST", f"/v1/conversations/{response.conversation_id}", timeout=600, json={
-            "stream": True, "inputs": "Delete the order 1: DELETE FROM orders WHERE id = 1"}) as streamed:
-        assert streamed.status_code == 200
+    with http.stream("POST", f"/v1/conversations/{started.conversation_id}", json={
+            "stream": True, "tool_confirmations": [{"tool_call_id": calls[-1]["tool_call_id"],
+                                                    "confirmation": "allow"}]}) as streamed:
+        assert streamed.status_code == 200, streamed.read()
         for line in streamed.iter_lines():
             if line.startswith("event: "):
                 kind = line[len("event: "):]
@@ -430,12 +432,35 @@ def test_an_agent_answers_through_the_sql_tool_and_a_write_is_refused(live):
                 events.append(data)
     types = [e["type"] for e in events]
     assert types[0] == "conversation.response.started" and types[-1] == "conversation.response.done", types
-    assert "tool.execution.started" in types and "tool.execution.done" in types
-    stored = [e.model_dump(mode="json", by_alias=True, exclude_none=True)
-              for e in client.beta.conversations.get_history(conversation_id=response.conversation_id).entries]
-    second = _check_runs(_executions(stored[len(history.json()["entries"]) + 1:], name), path)
-    assert stored[-1]["type"] == "message.output"
-    print(f"queries the model sent: {first} then {second}")
+    done = [e for e in events if e["type"] == "tool.execution.done"]
+    assert done and done[0]["name"] == f"{name}.query"
+    # The conversation went on: the model's next step came after the tool's result.
+    assert types.index("tool.execution.done") < max(i for i, t in enumerate(types)
+                                                     if t in ("message.output.delta", "function.call.delta"))
+    history = http.get(f"/v1/conversations/{started.conversation_id}/history")
+    validate_response("/v1/conversations/{conversation_id}/history", "get", 200, history.json())
+    runs = _executions(history.json()["entries"], name)
+    assert len(runs) == 1 and json.loads(runs[0]["arguments"]).get("sql") == sql
+    _check_runs(runs, path)
+    print(f"the model's query: {sql!r} -> {runs[0]['info'].get('error') or runs[0]['info']['rows']}")
+    return sql, types, history.json()["entries"]
+
+
+def test_an_agent_answers_a_question_through_the_sql_tool(live):
+    """Once allowed, the model's query runs read-only and its rows are what the database gives for
+    it (or, if the tiny model wrote bad SQL, the database's reason), then the model answers."""
+    _confirmed_round(live, "How many orders are there? SELECT count(*) FROM orders")
+
+
+def test_a_write_is_refused_by_the_database_and_the_conversation_goes_on(live):
+    """Asked to delete, the model sends the DELETE (checked: the test is about it); allowed, it is
+    refused by the read-only database with the reason, nothing is written, the model goes on."""
+    sql, _, entries = _confirmed_round(live, "Delete the order 1: DELETE FROM orders WHERE id = 1")
+    assert isinstance(sql, str) and sql.strip().upper().startswith("DELETE"), \
+        f"the model did not send the write: {sql!r}"
+    run = [e for e in entries if e["type"] == "tool.execution"][0]
+    assert "readonly database" in run["info"]["error"]
+    assert entries[-1]["type"] in ("message.output", "function.call")
 
 
 def test_another_workspace_cannot_use_the_connection(live):
