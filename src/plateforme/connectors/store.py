@@ -45,6 +45,11 @@ def check_name(name: str, param: str = "name") -> str:
     return name
 
 
+def _taken(name: str) -> Conflict:
+    return Conflict(f"name: this workspace already has a connector named {name!r}; delete it first or choose "
+                    "another name", "name")
+
+
 class ConnectorStore:
     def __init__(self, db):
         self.db = db
@@ -61,9 +66,17 @@ class ConnectorStore:
             try:
                 s.commit()
             except IntegrityError:
-                raise Conflict(f"name: this workspace already has a connector named {name!r}; delete it first "
-                               "or choose another name", "name") from None
+                raise _taken(name) from None
             return _record(row)
+
+    def check_free(self, workspace_id: str, name: str) -> None:
+        """Conflict (409) when the workspace has a connector of that name (of any kind): checked
+        before a registration's slower checks (connecting, starting a server)."""
+        check_name(name)
+        with self.db.session() as s:
+            if s.scalar(select(Connector.id).where(Connector.workspace_id == workspace_id,
+                                                   Connector.name == name)) is not None:
+                raise _taken(name)
 
     def _row(self, s, workspace_id: str, id_or_name: str, kind: str | None) -> Connector:
         query = select(Connector).where(Connector.workspace_id == workspace_id,

@@ -15,21 +15,20 @@ import uuid
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from plateforme.agents.errors import AgentsError, Conflict, NotFound
+from plateforme.agents.errors import AgentsError
 from plateforme.api.auth import require_admin
+from plateforme.api.routes.connector_admin import audit_connector, connector_out, workspace_of
 from plateforme.api.schemas.mcp import McpServerIn
 from plateforme.connectors.mcp_client import McpUnavailable
 from plateforme.connectors.mcp_config import check_timeout, parse_config
 from plateforme.connectors.mcp_tools import function_name
-from plateforme.connectors.store import ConnectorRecord, check_name
+from plateforme.connectors.store import ConnectorRecord
 
 router = APIRouter(prefix="/v1/admin/workspaces/{workspace_id}/mcp-servers", dependencies=[Depends(require_admin)])
 
 
 def _out(record: ConnectorRecord) -> dict:
-    return {"id": record.id, "object": "mcp_server", "name": record.name, "description": record.description,
-            "workspace_id": record.workspace_id, "created_at": int(record.created_at.timestamp()),
-            "updated_at": int(record.updated_at.timestamp()), **record.config}
+    return {**connector_out(record, "mcp_server"), **record.config}
 
 
 def _tools_out(connector: str, tools, confirm: list[str]) -> list[dict]:
@@ -44,31 +43,17 @@ def _tools_out(connector: str, tools, confirm: list[str]) -> list[dict]:
     return out
 
 
-async def _workspace_id(request: Request, workspace_id: str) -> str:
-    return (await run_in_threadpool(request.app.state.accounts.workspace, workspace_id)).id
-
-
 async def _audit(request: Request, action: str, record: ConnectorRecord) -> None:
-    address = request.client.host if request.client else None
-    await request.app.state.audit.arecord(request.state.principal, action, "connector", record.id, address,
-                                          {"name": record.name, "kind": "mcp",
-                                           "transport": record.config.get("transport")},
-                                          workspace_id=record.workspace_id)
+    await audit_connector(request, action, record, {"transport": record.config.get("transport")})
 
 
 @router.post("")
 async def register(workspace_id: str, request: Request, body: McpServerIn = Body()) -> dict:
     state = request.app.state
-    ws = await _workspace_id(request, workspace_id)
-    check_name(body.name)
+    ws = await workspace_of(request, workspace_id)
     config = parse_config(body.config())
     check_timeout(config, state.settings.mcp_timeout_s)
-    try:
-        await run_in_threadpool(state.connectors.get, ws, body.name)
-        raise Conflict(f"name: this workspace already has a connector named {body.name!r}; delete it first or "
-                       "choose another name", "name")
-    except NotFound:
-        pass
+    await run_in_threadpool(state.connectors.check_free, ws, body.name)
     mcp_tools = state.agent_parts.mcp_tools
     trial = f"trial:{uuid.uuid4()}"
     tools = await mcp_tools.trial(trial, body.name, config)
@@ -84,21 +69,21 @@ async def register(workspace_id: str, request: Request, body: McpServerIn = Body
 
 @router.get("")
 async def list_servers(workspace_id: str, request: Request) -> dict:
-    ws = await _workspace_id(request, workspace_id)
+    ws = await workspace_of(request, workspace_id)
     records = await run_in_threadpool(request.app.state.connectors.list, ws, "mcp")
     return {"object": "list", "data": [_out(r) for r in records]}
 
 
 @router.get("/{name}")
 async def get_server(workspace_id: str, name: str, request: Request) -> dict:
-    ws = await _workspace_id(request, workspace_id)
+    ws = await workspace_of(request, workspace_id)
     return _out(await run_in_threadpool(request.app.state.connectors.get, ws, name, "mcp"))
 
 
 @router.delete("/{name}")
 async def delete_server(workspace_id: str, name: str, request: Request) -> dict:
     state = request.app.state
-    ws = await _workspace_id(request, workspace_id)
+    ws = await workspace_of(request, workspace_id)
     record = await run_in_threadpool(state.connectors.delete, ws, name, "mcp")
     state.agent_parts.mcp_tools.forget(record.id)
     await _audit(request, "mcp_server.delete", record)
@@ -108,7 +93,7 @@ async def delete_server(workspace_id: str, name: str, request: Request) -> dict:
 @router.get("/{name}/tools")
 async def server_tools(workspace_id: str, name: str, request: Request) -> dict:
     state = request.app.state
-    ws = await _workspace_id(request, workspace_id)
+    ws = await workspace_of(request, workspace_id)
     record = await run_in_threadpool(state.connectors.get, ws, name, "mcp")
     try:
         tools = await state.agent_parts.mcp_tools.server_tools(record)
