@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from plateforme.agents.errors import BadInput, Conflict, NotFound
 from plateforme.storage.conversation_tables import Conversation, ConversationEntry
+from plateforme.storage.json_match import json_equals
 from plateforme.tenancy.ids import as_utc, utcnow
 
 INTERRUPTED = ("the platform stopped while this conversation's response was being made; the response is "
@@ -72,15 +73,9 @@ def _metadata_clauses(wanted: dict) -> tuple[list, dict]:
     """SQL clauses for the scalar values of a metadata filter; the other values, checked in Python."""
     clauses, rest = [], {}
     for key, value in wanted.items():
-        field = Conversation.meta[key]
-        if isinstance(value, bool):
-            clauses.append(field.as_boolean() == value)
-        elif isinstance(value, int):
-            clauses.append(field.as_integer() == value)
-        elif isinstance(value, float):
-            clauses.append(field.as_float() == value)
-        elif isinstance(value, str):
-            clauses.append(field.as_string() == value)
+        clause = json_equals(Conversation.meta[key], value)
+        if clause is not None:
+            clauses.append(clause)
         else:
             rest[key] = value
     return clauses, rest

@@ -21,6 +21,7 @@ from plateforme.libraries.errors import DocumentNotFound, LibraryError
 from plateforme.libraries.service import document_blob_keys, live_documents
 from plateforme.storage.blobs import BlobStore
 from plateforme.storage.database import Database
+from plateforme.storage.json_match import json_equals
 from plateforme.storage.library_tables import Library, LibraryDocument
 from plateforme.tenancy.ids import as_utc, utcnow
 from plateforme.tenancy.principal import Principal
@@ -65,15 +66,9 @@ def _attribute_filters(raw: str) -> list:
                            422, "filters_attributes")
     clauses = []
     for key, value in wanted.items():
-        field = LibraryDocument.attributes[key]
-        if isinstance(value, bool):
-            clauses.append(field.as_boolean() == value)
-        elif isinstance(value, int):
-            clauses.append(field.as_integer() == value)
-        elif isinstance(value, float):
-            clauses.append(field.as_float() == value)
-        elif isinstance(value, str):
-            clauses.append(field.as_string() == value)
+        clause = json_equals(LibraryDocument.attributes[key], value)
+        if clause is not None:
+            clauses.append(clause)
         else:
             raise LibraryError(f"filters_attributes[{key!r}]: only strings, numbers and booleans can be "
                                "matched.", 422, "filters_attributes")
