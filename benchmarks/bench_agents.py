@@ -122,6 +122,7 @@ def run_task(stack: AgentStack, task, agent_id: str, expected, names: dict[str, 
             "checks": result.checks, "error": error, "seconds": seconds, "steps": response.steps,
             "entries": response.entries,
             "tools": [e.get("name") for e in response.executions], "refusals": response.refusals,
+            "arguments": [str(e.get("arguments"))[:300] for e in response.executions],
             "total_tokens": usage.get("total_tokens"), "expected": expected, "answer": response.answer,
             "citations": [r.get("title") for r in response.references]}
 
@@ -151,7 +152,8 @@ def summarize(results: list[dict]) -> dict:
             "model_tasks": len(model_tasks),
             "share": sum(r["passed"] for r in model_tasks) / len(model_tasks) if model_tasks else None,
             "checks": {c: count(c) for c in ("answer", "cited", "retrieved", "result_in_answer", "result_in_tool",
-                                             "unchanged", "not_shown", "refused")},
+                                             "unchanged", "write_tried", "not_shown",
+                                             "refused")},
             "with_a_tool_call": sum(bool(r["tools"]) for r in results),
             "errors": sum(bool(r["error"]) for r in results),
             "latency_p50_s": statistics.median(seconds) if seconds else None,
