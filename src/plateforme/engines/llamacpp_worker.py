@@ -2,6 +2,11 @@
 
 Run by the supervisor as `python -m plateforme.engines.llamacpp_worker ...`; it listens on
 loopback only and exits when its parent (the gateway) dies.
+
+OpenMP (llama.cpp's libgomp) reads its settings once, when xllamacpp loads: OMP_WAIT_POLICY=passive
+(unless the operator set it) keeps the worker's idle threads from spinning on cores that the
+gateway, other workers and trainers share (on 2 cores, spinning threads cost several times the
+CPU of the generation itself).
 """
 
 import argparse
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 def serve(make_params, args: argparse.Namespace, label: str) -> None:
     """Run the llama.cpp server with `make_params(args)` until SIGTERM/SIGINT (or the parent's death)."""
     _die_with_parent()
-
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before libgomp loads (see above)
     import xllamacpp
 
     server = xllamacpp.Server(make_params(args))
