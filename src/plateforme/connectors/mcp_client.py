@@ -30,6 +30,7 @@ from mcp.shared.exceptions import MCPError
 
 from plateforme.connectors.mcp_config import (HttpServer, McpConfigError, StdioServer, describe, fingerprint,
                                               resolved_env, resolved_headers, resolved_url)
+from plateforme.connectors.mcp_errors import McpRefused, McpTimeout, McpUnavailable
 
 log = logging.getLogger("plateforme.connectors.mcp")
 
@@ -38,18 +39,6 @@ CLOSE_S = 8.0  # the stdio transport's own shutdown is bounded by ~6 s (close st
 PING_S = 2.0  # a reused session must answer a ping within this before a tool call is sent
 MAX_PAGES = 50  # tools/list pages read at most
 STDERR_TAIL = 600
-
-
-class McpUnavailable(Exception):
-    """The server could not be used: it did not start, hung, died, or the connection failed."""
-
-
-class McpTimeout(McpUnavailable):
-    """A request ran past its bound."""
-
-
-class McpRefused(Exception):
-    """The server answered the request with a JSON-RPC error (an unknown tool, invalid arguments)."""
 
 
 def _leaf(error: BaseException) -> BaseException:

@@ -12,20 +12,24 @@ reads the reason and the conversation goes on. A server that cannot be reached w
 toolset is resolved is a ToolSpecError (502) naming the connector and the cause.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import logging
 import re
 import time
-
-import mcp_types as types
+from typing import TYPE_CHECKING
 
 from plateforme.agent_tools.base import PlatformTool, ToolContext, ToolOutcome, ToolSpecError
 from plateforme.agent_tools.configuration import configured
 from plateforme.agents.errors import BadInput
-from plateforme.connectors.mcp_client import McpClient, McpRefused, McpUnavailable
 from plateforme.connectors.mcp_config import HttpServer, StdioServer, call_timeout, parse_config
+from plateforme.connectors.mcp_errors import McpRefused, McpUnavailable
 from plateforme.connectors.store import ConnectorRecord
+
+if TYPE_CHECKING:  # imported where used: the `mcp` package takes ~1.5 s to import
+    import mcp_types as types
 
 log = logging.getLogger("plateforme.connectors.mcp")
 
@@ -46,6 +50,8 @@ def function_name(connector: str, tool: str, taken: set[str]) -> str:
 
 def result_text(content: list) -> str:
     """What the model reads of a tool result's content blocks."""
+    import mcp_types as types
+
     parts = []
     for block in content:
         if isinstance(block, types.TextContent):
@@ -82,7 +88,17 @@ def failed(connector: str, tool: str, reason: str) -> ToolOutcome:
 class McpTools:
     def __init__(self, settings):
         self.settings = settings
-        self.client = McpClient()
+        self._client = None
+
+    @property
+    def client(self):
+        """The sessions' client, made at first use: the `mcp` package is imported only by a gateway
+        whose agents use MCP connectors."""
+        if self._client is None:
+            from plateforme.connectors.mcp_client import McpClient
+
+            self._client = McpClient()
+        return self._client
 
     def _timeout(self, config: StdioServer | HttpServer) -> float:
         return call_timeout(config, self.settings.mcp_timeout_s)
@@ -174,4 +190,5 @@ class McpTools:
 
     async def close(self) -> None:
         """Stop the MCP sessions this gateway holds open."""
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()

@@ -19,7 +19,7 @@ from plateforme.agents.errors import AgentsError
 from plateforme.api.auth import require_admin
 from plateforme.api.routes.connector_admin import audit_connector, connector_out, workspace_of
 from plateforme.api.schemas.mcp import McpServerIn
-from plateforme.connectors.mcp_client import McpUnavailable
+from plateforme.connectors.mcp_errors import McpUnavailable
 from plateforme.connectors.mcp_config import check_timeout, parse_config
 from plateforme.connectors.mcp_tools import function_name
 from plateforme.connectors.store import ConnectorRecord
