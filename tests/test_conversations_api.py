@@ -247,6 +247,8 @@ def test_bad_input_is_a_clear_4xx(chat, http):
     error_of(post("/v1/conversations/conv_nope", json={"inputs": "Hi"}), 404, "conversation_id")
     error_of(http.delete("/v1/conversations/conv_nope"), 404, "conversation_id")
     error_of(http.get("/v1/conversations", params={"metadata": "[1]"}), 400, "metadata")
+    error_of(http.get("/v1/conversations", params={"page": 10**19}), 422)  # was a 500 (found by test_fuzz)
+    error_of(http.get("/v1/agents", params={"page": 10**19}), 422)
     # A refused append leaves the conversation as it was (not running: the next append is taken).
     error_of(post(f"/v1/conversations/{chat['id']}", json={"tool_confirmations": [
         {"tool_call_id": "call_1", "confirmation": "allow"}]}), 400, "tool_confirmations.0.tool_call_id")

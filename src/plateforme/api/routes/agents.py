@@ -61,7 +61,7 @@ async def create_agent(request: Request, body: CreateAgentRequest) -> Agent:
 
 
 @router.get("/v1/agents", response_model=list[Agent])
-async def list_agents(request: Request, page: Annotated[int, Query(ge=0)] = 0,
+async def list_agents(request: Request, page: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                       page_size: Annotated[int, Query(ge=1, le=1000)] = 20,
                       deployment_chat: bool | None = None, sources: Annotated[list[str] | None, Query()] = None,
                       name: str | None = None, search: str | None = None, id: str | None = None,
@@ -109,7 +109,7 @@ async def switch_agent_version(request: Request, agent_id: str, version: int) ->
 
 
 @router.get("/v1/agents/{agent_id}/versions", response_model=list[Agent])
-async def list_agent_versions(request: Request, agent_id: str, page: Annotated[int, Query(ge=0)] = 0,
+async def list_agent_versions(request: Request, agent_id: str, page: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                               page_size: Annotated[int, Query(ge=1, le=100)] = 20) -> list[Agent]:
     found = await asyncio.to_thread(_agents(request).versions, _workspace(request), agent_id, page, page_size)
     return [agent_response(a) for a in found]

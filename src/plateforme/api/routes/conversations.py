@@ -89,7 +89,8 @@ async def start_conversation(body: ConversationRequest, request: Request):
 
 
 @router.get("/v1/conversations")
-async def list_conversations(request: Request, page: int = Query(0, ge=0), page_size: int = Query(100, ge=1, le=1000),
+async def list_conversations(request: Request, page: int = Query(0, ge=0, le=10_000_000),
+                             page_size: int = Query(100, ge=1, le=1000),
                              metadata: str | None = None) -> list[dict]:
     wanted = None
     if metadata:
