@@ -28,7 +28,7 @@ from plateforme.agents.registry import AgentRecord
 from plateforme.chat.types import Delta, Usage
 from plateforme.conversations.entries import input_entries, messages_view
 from plateforme.conversations.items import DoneItem, EntryItem, EventItem
-from plateforme.conversations.limits import LoopBoundReached, LoopLimits
+from plateforme.conversations.limits import ForcedCallCut, LoopBoundReached, LoopLimits
 from plateforme.conversations.loop import ConversationLoop, Turn
 from plateforme.pipeline.guards import GUARDRAILS, RequestRefused
 from plateforme.pipeline.request_pipeline import RequestPipeline
@@ -67,6 +67,11 @@ def call(*calls, completion_tokens: int = 5):
     return ("call", list(calls), completion_tokens)
 
 
+def cut(text: str):
+    """A step stopped at its max_tokens (finish_reason length) partway through what it wrote."""
+    return ("cut", text, 5)
+
+
 def wait(seconds: float):
     return ("wait", seconds, 0)
 
@@ -95,7 +100,7 @@ class ScriptedChat:
         yield Delta(0, role="assistant")
         if kind == "wait":
             await asyncio.sleep(value)
-        elif kind == "say":
+        elif kind in ("say", "cut"):
             for i in range(0, len(value), 4):
                 tally.completion[0] += 1
                 yield Delta(0, content=value[i:i + 4])
@@ -103,7 +108,7 @@ class ScriptedChat:
             yield Delta(0, tool_calls=[{"id": f"call{n}{name[:3]}", "type": "function", "index": n,
                                         "function": {"name": name, "arguments": json.dumps(args)}}
                                        for n, (name, args) in enumerate(value)])
-        yield Delta(0, finish_reason="tool_calls" if kind == "call" else "stop")
+        yield Delta(0, finish_reason={"call": "tool_calls", "cut": "length"}.get(kind, "stop"))
         yield Usage(20, tokens)
 
 
@@ -537,6 +542,20 @@ def test_the_token_bound_counts_the_tokens_of_every_step(bench):
     assert "15 generated tokens" in str(error) and "PLATEFORME_AGENT_MAX_TOKENS" in str(error)
     # each step asked for at most what was left of the budget
     assert [r.max_tokens for r in bench.chat.requests] == [15, 5]
+
+
+def test_a_forced_call_cut_at_max_tokens_is_an_error_not_an_answer(bench):
+    """The cut JSON of a forced call (a too small max_tokens) is neither run nor stored as the answer."""
+    turn = bench.turn("loop", tools=[{"type": "connector", "connector_id": "crm"}],
+                      completion_args={"tool_choice": "any", "max_tokens": 12})
+    items, error = bench.respond(turn, cut('{"tool_calls": [{"name": "look'))
+    assert isinstance(error, ForcedCallCut) and error.param == "completion_args.max_tokens"
+    assert "max_tokens (12)" in str(error)
+    assert [i for i in items if isinstance(i, EntryItem)] == []
+    # Unforced, a step cut at its max_tokens is an answer like any other (finish_reason length).
+    turn = bench.turn("loop", tools=[{"type": "connector", "connector_id": "crm"}], completion_args={"max_tokens": 12})
+    _, _, entries, done = answered(bench, turn, cut("A long answer th"))
+    assert [e["content"] for e in entries] == ["A long answer th"] and done.status == "idle"
 
 
 def test_the_time_bound_stops_a_slow_step(bench):

@@ -20,6 +20,17 @@ class LoopBoundReached(AgentsError):
         self.bound = bound
 
 
+class ForcedCallCut(AgentsError):
+    """A step that had to call a tool (forced tool_choice) stopped at its max_tokens before the
+    call ended: what it wrote is no call and no answer, so it is not given as the answer."""
+
+    def __init__(self, max_tokens: int | None):
+        limit = f"max_tokens ({max_tokens})" if max_tokens is not None else "its token limit"
+        super().__init__(400, f"the model's forced tool call was cut at {limit} before it ended, so no tool ran; "
+                              "raise completion_args.max_tokens, or let the model choose (tool_choice auto)",
+                         "completion_args.max_tokens")
+
+
 @dataclass(frozen=True)
 class LoopLimits:
     max_steps: int = 8

@@ -33,7 +33,7 @@ from plateforme.agent_tools.base import PlatformTool, ToolContext, ToolOutcome
 from plateforme.agents.errors import BadInput
 from plateforme.conversations.entries import new_entry, new_entry_id, now_iso
 from plateforme.conversations.items import DoneItem, EntryItem, EventItem
-from plateforme.conversations.limits import LoopBudget, LoopLimits
+from plateforme.conversations.limits import ForcedCallCut, LoopBudget, LoopLimits
 from plateforme.conversations.messages import chat_messages
 from plateforme.conversations.pending import check_confirmations, check_results, pending_calls
 from plateforme.conversations.persona import Persona, resolve_persona
@@ -162,6 +162,8 @@ class ConversationLoop:
             response.completion_tokens += step.usage.completion_tokens
             response.budget.tokens += step.usage.completion_tokens
             response.guardrails += step.call.guardrails or []
+            if choice in FORCED and not step.calls and step.finish == "length":
+                raise ForcedCallCut(request.max_tokens)
             if step.text or not step.calls:
                 yield response.add({**new_entry("message.output", agent_id=persona.agent_id, model=persona.model,
                                                 role="assistant", content=step.content()),
