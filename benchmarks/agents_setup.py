@@ -12,6 +12,7 @@ implicit workspace (tenancy/principal.py DEV_WORKSPACE), so the admin routes are
 no key.
 """
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,10 @@ class AgentStack:
 
     @classmethod
     def start(cls, models: list[dict] | None, model: str) -> "AgentStack":
-        gateway = Gateway("agents", models, None)
+        # The loop's bounds as the operator set them for this run (PLATEFORME_AGENT_MAX_SECONDS on a slow
+        # machine...); the server takes no other setting of the caller's environment.
+        bounds = {k: v for k, v in os.environ.items() if k.startswith("PLATEFORME_AGENT_")}
+        gateway = Gateway("agents", models, None, bounds)
         try:
             gateway.wait_healthy()
         except BenchError:

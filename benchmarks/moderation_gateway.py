@@ -1,5 +1,6 @@
-"""The servers benchmarks/bench_moderation.py measures: `plateforme serve` with chosen models and
-moderation config (PLATEFORME_MODERATION_CONFIG), no auth, a temporary data directory."""
+"""The servers benchmarks measure (bench_moderation.py, bench_agents.py): `plateforme serve` with
+chosen models, moderation config (PLATEFORME_MODERATION_CONFIG) and settings, no auth, a temporary
+data directory."""
 
 import os
 import subprocess
@@ -31,11 +32,14 @@ class Gateway:
     """`plateforme serve` with these models (None: the packaged defaults) and moderation config
     (None: the default one)."""
 
-    def __init__(self, name: str, models: list[dict] | None, moderation: dict | None):
-        self.name, self.dir = name, Path(tempfile.mkdtemp(prefix=f"plateforme-bench-moderation-{name}-"))
+    def __init__(self, name: str, models: list[dict] | None, moderation: dict | None, env: dict | None = None):
+        """`env`: settings for the server (PLATEFORME_* variables; the caller's own are not passed on)."""
+        self.name, self.dir = name, Path(tempfile.mkdtemp(prefix=f"plateforme-bench-{name}-"))
         self.port = free_loopback_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        settings = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith("PLATEFORME_")}
+        env.update(settings)
         env.update(PLATEFORME_DATA_DIR=str(self.dir / "data"), PLATEFORME_NO_AUTH="1", PLATEFORME_LOG_LEVEL="warning")
         args = [sys.executable, "-m", "plateforme.cli", "serve", "--port", str(self.port)]
         if models is not None:
