@@ -413,15 +413,15 @@ def _confirmed_round(live, question: str) -> tuple[str, list[str], list[dict]]:
     http, client, name, path, agent, _ = live
     started = client.beta.conversations.start(agent_id=agent.id, inputs=question)
     calls = [e for e in _entries(started) if e["type"] == "function.call"]
-    assert calls and calls[-1]["name"] == f"{name}_query" and calls[-1]["confirmation_status"] == "pending", calls
+    assert calls and all(c["name"] == f"{name}_query" and c["confirmation_status"] == "pending" for c in calls), calls
     sql = json.loads(calls[-1]["arguments"]).get("sql")
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 220  # paused: nothing ran yet
 
     events, kind = [], None
     with http.stream("POST", f"/v1/conversations/{started.conversation_id}", json={
-            "stream": True, "tool_confirmations": [{"tool_call_id": calls[-1]["tool_call_id"],
-                                                    "confirmation": "allow"}]}) as streamed:
+            "stream": True, "tool_confirmations": [{"tool_call_id": c["tool_call_id"], "confirmation": "allow"}
+                                                   for c in calls]}) as streamed:  # each call of the step
         assert streamed.status_code == 200, streamed.read()
         for line in streamed.iter_lines():
             if line.startswith("event: "):
@@ -440,9 +440,9 @@ def _confirmed_round(live, question: str) -> tuple[str, list[str], list[dict]]:
     history = http.get(f"/v1/conversations/{started.conversation_id}/history")
     validate_response("/v1/conversations/{conversation_id}/history", "get", 200, history.json())
     runs = _executions(history.json()["entries"], name)
-    assert len(runs) == 1 and json.loads(runs[0]["arguments"]).get("sql") == sql
+    assert len(runs) == len(calls) and json.loads(runs[-1]["arguments"]).get("sql") == sql
     _check_runs(runs, path)
-    print(f"the model's query: {sql!r} -> {runs[0]['info'].get('error') or runs[0]['info']['rows']}")
+    print(f"the model's query: {sql!r} -> {runs[-1]['info'].get('error') or runs[-1]['info']['rows']}")
     return sql, types, history.json()["entries"]
 
 
@@ -458,7 +458,7 @@ def test_a_write_is_refused_by_the_database_and_the_conversation_goes_on(live):
     sql, _, entries = _confirmed_round(live, "Delete the order 1: DELETE FROM orders WHERE id = 1")
     assert isinstance(sql, str) and sql.strip().upper().startswith("DELETE"), \
         f"the model did not send the write: {sql!r}"
-    run = [e for e in entries if e["type"] == "tool.execution"][0]
+    run = [e for e in entries if e["type"] == "tool.execution"][-1]  # the last call's (its sql above)
     assert "readonly database" in run["info"]["error"]
     assert entries[-1]["type"] in ("message.output", "function.call")
 
