@@ -307,7 +307,7 @@ def test_an_agent_calls_an_mcp_tool_through_the_sdk(server, registered):
     again and again until the loop's bounds (each step costs seconds here); leaving stops the response."""
     name = registered["name"]
     client = Mistral(api_key="unused", server_url=server.url)
-    agent = _agent(client, name, "add", 96)
+    agent = _agent(client, name, "add", 160)
     events = []
     with client.beta.conversations.start_stream(agent_id=agent.id, inputs="What is 2 plus 3?") as stream:
         for event in stream:
