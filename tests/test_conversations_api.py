@@ -225,6 +225,37 @@ def test_with_an_agent_at_a_version_or_an_alias(http, sdk):
              400, "instructions")
 
 
+def test_a_handoff_through_the_sdk(http, sdk):
+    """The front agent's only tool is its handoff, and its first step must call a tool, so it hands
+    off; server-side, the billing agent answers in the same streamed response, and the next append."""
+    billing = sdk.beta.agents.create(model=DEFAULT_MODEL, name="billing desk", instructions="Answer in one word.",
+                                     completion_args=FEW)
+    front = sdk.beta.agents.create(model=DEFAULT_MODEL, name="front desk", handoffs=[billing.id],
+                                   instructions="Hand billing questions to the billing desk.",
+                                   completion_args={"tool_choice": "any", "max_tokens": 48, "temperature": 0})
+    with http.stream("POST", "/v1/conversations", json={"agent_id": front.id, "inputs": "My invoice is wrong.",
+                                                        "stream": True}) as streamed:
+        assert streamed.status_code == 200
+        events = sse_events(streamed)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "conversation.response.started" and kinds[-1] == "conversation.response.done", events
+    assert kinds.index("agent.handoff.started") < kinds.index("agent.handoff.done") < kinds.index(
+        "message.output.delta"), kinds
+    started, done = dict(events)["agent.handoff.started"], dict(events)["agent.handoff.done"]
+    assert (started["previous_agent_id"], started["previous_agent_name"]) == (front.id, "front desk")
+    assert (done["next_agent_id"], done["next_agent_name"]) == (billing.id, "billing desk")
+    assert all(d["agent_id"] == billing.id for k, d in events if k == "message.output.delta")
+    conversation = events[0][1]["conversation_id"]
+    history = http.get(f"/v1/conversations/{conversation}/history").json()
+    validate(history, "ConversationHistory")
+    handoff = [e for e in history["entries"] if e["type"] == "agent.handoff"]
+    assert [(h["previous_agent_id"], h["next_agent_id"]) for h in handoff] == [(front.id, billing.id)]
+    # The conversation stays with the agent it was handed to.
+    more = sdk.beta.conversations.append(conversation_id=conversation, inputs="And the refund?", completion_args=FEW)
+    body = check_response(more.model_dump(mode="json", by_alias=True, exclude_none=True))
+    assert [o["agent_id"] for o in body["outputs"] if o["type"] == "message.output"] == [billing.id]
+
+
 def test_bad_input_is_a_clear_4xx(chat, http):
     post = http.post
     error_of(post("/v1/conversations", json={"agent_id": "ag_unknown", "inputs": "Hi"}), 404, "agent_id")
