@@ -471,6 +471,11 @@ def test_another_workspace_cannot_use_the_connection(live):
                      json={"name": theirs, "url": f"sqlite:///{path}", "tables": {"orders": "*"}}).status_code == 200
     assert theirs not in [d["name"] for d in http.get("/v1/admin/workspaces/ws_default/databases").json()["data"]]
     assert name not in [d["name"] for d in http.get(f"/v1/admin/workspaces/{other}/databases").json()["data"]]
+    # By name through another workspace's path: unknown, and deleting it there removes nothing.
+    for response in (http.get(f"/v1/admin/workspaces/ws_default/databases/{theirs}"),
+                     http.delete(f"/v1/admin/workspaces/ws_default/databases/{theirs}")):
+        assert response.status_code == 404 and response.json()["object"] == "error", response.text
+    assert http.get(f"/v1/admin/workspaces/{other}/databases/{theirs}").json()["name"] == theirs
     answer = http.post("/v1/conversations", json={"model": DEFAULT_MODEL, "inputs": "SELECT 1",
                                                   "tools": [{"type": "connector", "connector_id": theirs}]})
     assert answer.status_code == 400, answer.text

@@ -369,6 +369,9 @@ def test_another_workspaces_mcp_server_is_out_of_reach(server):
     assert httpx.post(_servers_url(server, other["id"]), json=body, timeout=60).status_code == 200
     assert theirs not in [s["name"] for s in httpx.get(_servers_url(server)).json()["data"]]
     assert _error(httpx.get(f"{_servers_url(server)}/{theirs}"), 404)
+    assert _error(httpx.get(f"{_servers_url(server)}/{theirs}/tools", timeout=60), 404)
+    assert _error(httpx.delete(f"{_servers_url(server)}/{theirs}"), 404)
+    assert httpx.get(f"{_servers_url(server, other['id'])}/{theirs}").json()["name"] == theirs  # still there
     refused = httpx.post(f"{server.url}/v1/conversations", timeout=60, json={
         "model": DEFAULT_MODEL, "inputs": "hi", "tools": [_connector_tool(theirs, "add")]})
     assert _error(refused, 400)["param"] == "tools.0.connector_id"
