@@ -94,3 +94,20 @@ def test_a_failure_after_the_start_is_an_error_event_without_done():
     chunks, done = sse_chunks(body)
     assert not done
     assert chunks[-1]["object"] == "error" and "steps" in chunks[-1]["message"] and chunks[-1]["code"]
+
+
+def test_errors_told_in_a_stream_have_the_status_of_their_http_answer():
+    """status_of is what the handlers answer, so a stream's error event says the same as a 4xx/5xx
+    would (a rate limit mid-stream was a 500 in the agent completion stream)."""
+    from plateforme.agents.errors import AgentsError
+    from plateforme.api.errors import status_of
+    from plateforme.chat.errors import ContextLengthExceeded
+    from plateforme.pipeline.guards import RequestRefused
+    from plateforme.usage.limits import RateLimited
+
+    assert status_of(RateLimited("tokens per minute", 3)) == (429, "rate_limited")
+    assert status_of(RequestRefused("guardrails", "hate")) == (403, "forbidden")
+    assert status_of(AgentsError(502, "the MCP server is gone")) == (502, "upstream_error")
+    assert status_of(AgentsError(404, "no agent")) == (404, "not_found")
+    assert status_of(ContextLengthExceeded.__new__(ContextLengthExceeded))[0] == 400
+    assert status_of(RuntimeError("boom")) == (500, "internal_error")

@@ -20,11 +20,11 @@ import uuid
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from plateforme.agents.errors import AgentsError, BadInput
-from plateforme.api.errors import error_body
+from plateforme.agents.errors import BadInput
+from plateforme.api.errors import error_body, status_of
 from plateforme.api.schemas.chat import ChatCompletionResponse
 from plateforme.conversations.entries import input_entries, new_entry, text_of
-from plateforme.conversations.items import DoneItem, EntryItem, EventItem
+from plateforme.conversations.items import DoneItem, EventItem
 from plateforme.conversations.loop import Turn
 from plateforme.pipeline.guards import RequestRefused
 
@@ -33,8 +33,7 @@ log = logging.getLogger("plateforme.api")
 
 
 def _content(message) -> str:
-    content = message.get("content")
-    return content if isinstance(content, str) else text_of(content)
+    return text_of(message.get("content"))
 
 
 def _entries_of(messages: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -137,16 +136,11 @@ async def _sse(items, call_id: str, created: int, model: str):
                     yield _chunk(call_id, created, model, {"tool_calls": calls})
                 yield _chunk(call_id, created, model, {"content": ""}, "tool_calls" if calls else "stop",
                              usage=item.usage)
-            elif isinstance(item, EntryItem):
-                continue
     except Exception as exc:  # after the stream started: an error event, no [DONE]
-        if isinstance(exc, RequestRefused):
-            status, kind, message = 403, "forbidden", f"Request blocked: {exc}."
-        elif isinstance(exc, AgentsError):
-            status, kind, message = exc.status, "invalid_request_error", str(exc)
-        else:
+        status, kind = status_of(exc)
+        message = f"Request blocked: {exc}." if isinstance(exc, RequestRefused) else str(exc)
+        if status == 500:
             log.exception("agent completion stream %s failed", call_id)
-            status, kind = 500, "internal_error"
             message = f"generation failed: {type(exc).__name__}: {exc}; see the server log"
         body = error_body(status, message, kind)
         body["error"] = {"message": body["message"], "type": body["type"], "code": body["code"]}

@@ -112,10 +112,28 @@ async def _fine_tuning(_: Request, exc: FineTuningError) -> JSONResponse:
     return error_response(exc.status, str(exc), kind, param=exc.param)
 
 
+_AGENTS_KINDS = {404: "not_found", 409: "conflict", 502: "upstream_error", 503: "service_unavailable"}
+# The status and type each error is answered with (the handlers below); the first match wins.
+_STATUS = ((RequestRefused, 403, "forbidden"), (RateLimited, 429, "rate_limited"),
+           (EngineUnavailable, 503, "service_unavailable"), (UnknownModel, 404, "invalid_model"),
+           (ContextLengthExceeded, 400, "context_length_exceeded"), (InvalidChatRequest, 400, "invalid_request_error"),
+           (EngineRejected, 400, "invalid_request_error"), (EngineUnsupported, 400, "invalid_request_error"))
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """The status and error type this app answers `exc` with, for an error told after a stream has
+    started (error events); (500, "internal_error") for an unexpected one."""
+    if isinstance(exc, AgentsError):
+        return exc.status, _AGENTS_KINDS.get(exc.status, "invalid_request_error")
+    for kind, status, name in _STATUS:
+        if isinstance(exc, kind):
+            return status, name
+    return 500, "internal_error"
+
+
 async def _agents(_: Request, exc: AgentsError) -> JSONResponse:
-    kind = {404: "not_found", 409: "conflict", 502: "upstream_error", 503: "service_unavailable"}.get(
-        exc.status, "invalid_request_error")
-    return error_response(exc.status, str(exc), kind, param=exc.param)
+    status, kind = status_of(exc)
+    return error_response(status, str(exc), kind, param=exc.param)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

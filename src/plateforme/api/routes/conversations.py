@@ -13,21 +13,15 @@ import logging
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from plateforme.agents.errors import AgentsError
 from plateforme.api.completions import CLIENT_CLOSED_REQUEST
 from plateforme.api.disconnect import ClientDisconnected, unless_disconnected
-from plateforme.api.errors import APIError
+from plateforme.api.errors import APIError, status_of
 from plateforme.api.schemas.conversations import (ConversationAppendRequest, ConversationRequest,
                                                   ConversationRestartRequest, args_dict, confirmations,
                                                   conversation_view, history_view, messages_view)
-from plateforme.chat.errors import ContextLengthExceeded, InvalidChatRequest
 from plateforme.conversations.entries import now_iso
 from plateforme.conversations.items import EventItem
 from plateforme.conversations.service import ConversationService, Options
-from plateforme.engines.errors import EngineRejected, EngineUnavailable, EngineUnsupported
-from plateforme.models.registry import UnknownModel
-from plateforme.pipeline.guards import RequestRefused
-from plateforme.usage.limits import RateLimited
 
 log = logging.getLogger("plateforme.api")
 router = APIRouter()
@@ -40,18 +34,6 @@ def service(request: Request) -> ConversationService:
     return request.app.state.conversations
 
 
-def _status(exc: Exception) -> int:
-    """The HTTP status an error means (as api/errors.py answers it), for an error event."""
-    if isinstance(exc, AgentsError):
-        return exc.status
-    for kind, status in ((RequestRefused, 403), (RateLimited, 429), (EngineUnavailable, 503), (UnknownModel, 404),
-                         (ContextLengthExceeded, 400), (InvalidChatRequest, 400), (EngineRejected, 400),
-                         (EngineUnsupported, 400)):
-        if isinstance(exc, kind):
-            return status
-    return 500
-
-
 def sse_event(event: dict) -> str:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
 
@@ -62,7 +44,7 @@ async def _sse(response):
             if isinstance(item, EventItem):
                 yield sse_event(item.event)
     except Exception as exc:  # the service ended the response failed; the client reads why
-        status = _status(exc)
+        status, _ = status_of(exc)
         message = str(exc) if status != 500 else "internal server error; see the server log"
         if status == 500:
             log.exception("conversation %s: the streamed response failed", response.conversation_id, exc_info=exc)
