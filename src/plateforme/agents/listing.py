@@ -1,11 +1,11 @@
 """Filters of the agents list (name, search, id, metadata, sources, deployment_chat) and the
 opaque cursor of GET /v1/agents/pages."""
 
-import base64
-import json
 from dataclasses import dataclass
 
 from plateforme.agents.errors import BadInput
+from plateforme.storage.page_tokens import decode_token, encode_token
+from plateforme.tenancy.ids import as_utc
 
 # Where an agent was made (Mistral's RequestSource): through this API, always.
 SOURCE = "api"
@@ -38,16 +38,14 @@ class AgentFilters:
 
 def cursor_of(agent) -> str:
     """The cursor after `agent` in the list's order (newest first)."""
-    raw = json.dumps([agent.created_at.timestamp(), agent.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_token(agent.created_at, agent.id)
 
 
 def after_cursor(agents: list, token: str) -> list:
     """The agents after the one `token` names (the list is newest first)."""
     try:
-        created, agent_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        key = (float(created), str(agent_id))
-    except (ValueError, TypeError):
+        key = decode_token(token)
+    except ValueError:
         raise BadInput("page_token: not a cursor of this server; pass the next_page_token of a previous "
                        "GET /v1/agents/pages answer, or none for the first page", "page_token") from None
-    return [a for a in agents if (a.created_at.timestamp(), a.id) < key]
+    return [a for a in agents if (as_utc(a.created_at), a.id) < key]

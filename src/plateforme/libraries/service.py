@@ -8,7 +8,8 @@ from sqlalchemy import delete, func, or_, select
 
 from plateforme.libraries import access
 from plateforme.libraries.errors import LibraryError, LibraryNotFound
-from plateforme.libraries.paging import after, encode_token
+from plateforme.libraries.paging import after
+from plateforme.storage.page_tokens import encode_token
 from plateforme.storage.blobs import BlobStore
 from plateforme.storage.database import Database
 from plateforme.storage.library_tables import Library, LibraryDocument
