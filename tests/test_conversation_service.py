@@ -169,6 +169,27 @@ def test_a_client_leaving_mid_stream_ends_the_response_failed(bench):
     assert record.status == "failed" and "client left" in record.error
 
 
+def test_a_client_leaving_on_a_done_event_finds_its_entry_kept(bench):
+    """A tool execution's entry is stored before its tool.execution.done event goes out (and a
+    function call's before its delta), so a client that stops reading there finds it in the history."""
+    async def leave_on(event_type, *replies, tools):
+        response = await bench.start(*replies, tools=tools)
+        stream = _sse(response)
+        async for text in stream:
+            if text.startswith(f"event: {event_type}"):
+                break
+        await stream.aclose()
+        return response.conversation_id
+
+    def kept(conversation_id):
+        return [e["type"] for e in bench.store.entries(bench.principal.workspace_id, conversation_id)]
+
+    executed = asyncio.run(leave_on("tool.execution.done", ("call", "search"), ("slow", "more"), tools=SEARCH))
+    assert kept(executed) == ["message.input", "tool.execution"]
+    called = asyncio.run(leave_on("function.call.delta", ("call", "lookup"), tools=LOOKUP))
+    assert kept(called) == ["message.input", "function.call"]
+
+
 def test_one_response_at_a_time_and_a_refused_append_changes_nothing(bench):
     async def scenario():
         waiting = await bench.start(("call", "lookup"), tools=LOOKUP)

@@ -191,8 +191,9 @@ class ConversationLoop:
         outcome = await tool_run.run_tool(tool, arguments, response.context(call_id))
         info = tool_run.outcome_info(outcome, call_id, tool.name)
         response.references += outcome.references or []
-        yield EventItem(tool_run.done_event(entry_id, tool.entry_name, info, index))
+        # The entry first: it is stored before a client that leaves on the done event has it.
         yield response.add(tool_run.execution_entry(persona, entry_id, tool.entry_name, arguments, info, started_at))
+        yield EventItem(tool_run.done_event(entry_id, tool.entry_name, info, index))
 
     async def _confirmed(self, response: _Response, entry: dict, choice: str):
         """A pending call the client confirmed (run it) or denied (the model reads that it was not run)."""
@@ -224,8 +225,8 @@ class ConversationLoop:
                 or (name in persona.toolset.handoffs and response.turn.handoff_execution == "client"):
             confirmation = "pending" if tool is not None else None
             event, entry = tool_run.function_call(persona, call_id, name, arguments, index, confirmation)
-            yield EventItem(event)
             yield response.add(entry)
+            yield EventItem(event)
             outcome.append("waiting")
         elif name in persona.toolset.handoffs:
             async for item in self._handoff(response, persona.toolset.handoffs[name], index):
@@ -242,11 +243,11 @@ class ConversationLoop:
                          "id": handoff_id, "previous_agent_id": previous.agent_id,
                          "previous_agent_name": previous.agent_name})
         response.persona = await self._persona(response.turn, agent)
-        yield EventItem({"type": "agent.handoff.done", "created_at": now_iso(), "output_index": index,
-                         "id": handoff_id, "next_agent_id": agent.id, "next_agent_name": agent.name})
         yield response.add({**new_entry("agent.handoff", previous_agent_id=previous.agent_id,
                                         previous_agent_name=previous.agent_name, next_agent_id=agent.id,
                                         next_agent_name=agent.name), "id": handoff_id})
+        yield EventItem({"type": "agent.handoff.done", "created_at": now_iso(), "output_index": index,
+                         "id": handoff_id, "next_agent_id": agent.id, "next_agent_name": agent.name})
 
 
 def _unknown_tool(name: str, persona: Persona) -> PlatformTool:
