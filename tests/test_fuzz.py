@@ -77,7 +77,10 @@ def test_no_input_makes_a_server_error(api_schema, fuzz_server):
     calls: list[int] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) > 20
-    for operation, mode in [(op, mode) for op in operations for mode in GenerationMode]:
+    cases = [(op, mode) for op in operations for mode in GenerationMode
+             if mode is GenerationMode.POSITIVE or _admits_invalid_input(op)]
+    assert len(cases) > len(operations)
+    for operation, mode in cases:
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES_PER_ROUTE, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
@@ -95,6 +98,18 @@ def test_no_input_makes_a_server_error(api_schema, fuzz_server):
     # The fuzzer really exercised the API: accepted inputs and refused ones, no server error.
     assert len(calls) > 200 and any(c < 300 for c in calls) and any(c == 422 for c in calls)
     assert all(c < 500 for c in calls)
+
+
+def _admits_invalid_input(operation) -> bool:
+    """Whether a request to `operation` can be invalid: it has a body, a query or header parameter,
+    or a path parameter with a type or constraint. A path of plain strings takes every string: the
+    negative generator drew for 1.5-3 s per such operation (38 of them, half the test's time) to
+    find nothing to send."""
+    if list(operation.body.items) or list(operation.query) or list(operation.headers):
+        return True
+    return any(p.definition.get("schema", {}).get("type") != "string"
+               or set(p.definition.get("schema", {})) - {"type", "title", "description"}
+               for p in operation.path_parameters)
 
 
 def _valid_cases(operation, count: int) -> list:
