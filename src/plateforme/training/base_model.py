@@ -3,9 +3,13 @@
 transformers reads a GGUF by dequantising every tensor (about 30 s for a 135M model; the
 tokenizer alone takes seconds); the result is saved under the job's cache_dir, keyed by the GGUF's
 path, size and modification time, so later jobs on the same file load it in about a second.
-Each cache entry is written to a private temporary directory and renamed into place, so two
-jobs filling the cache at once never see a half-written entry (the later rename loses, harmlessly).
+Each cache entry is written to a private temporary directory and renamed into place, so a job
+never sees a half-written entry; one job fills an entry at a time (a lock file beside it): a
+second job starting meanwhile waits for it and reads its result instead of spending the same
+tens of seconds of CPU again (a job killed while filling frees the lock with its process).
 """
+
+import fcntl
 
 import functools
 import hashlib
@@ -67,16 +71,20 @@ def _cached(final: Path, build) -> Path:
     if final.is_dir():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        build(tmp)
+    with open(final.parent / f".lock-{final.name}", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed, or when the process dies
+        if final.is_dir():  # another job filled it while this one waited
+            return final
+        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():  # not a concurrent writer: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            build(tmp)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.is_dir():  # not a concurrent writer: a real failure
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
