@@ -13,7 +13,6 @@ from plateforme.chat.choice_stream import ChoiceStream
 from plateforme.chat.engine_payload import engine_payload, uses_generic_tools
 from plateforme.chat.json_schema_support import check_schema
 from plateforme.chat.message_checks import check_messages
-from plateforme.chat.mistral_choice import mistral_choices
 from plateforme.chat.reasoning import with_reasoning
 from plateforme.chat.remote_choice import RemoteChoiceStream
 from plateforme.chat.remote_payload import check_remote_request, remote_payload
@@ -43,6 +42,8 @@ class ChatService:
             payload = remote_payload(req, worker.spec)
             return [RemoteChoiceStream(client_for(i), i, payload, req) for i in range(req.n)]
         if worker.spec.tokenizer:  # Mistral-format model: mistral-common tokenizes (off the event loop)
+            from plateforme.chat.mistral_choice import mistral_choices  # (mistral-common: at first use)
+
             return await asyncio.to_thread(mistral_choices, client_for, worker.spec, req)
         payload = engine_payload(req, worker.spec.default_temperature, req.max_tokens)
         generic = uses_generic_tools(req)

@@ -9,10 +9,6 @@
 
 import asyncio
 
-from mistral_common.exceptions import MistralCommonException
-from mistral_common.protocol.fim.request import FIMRequest as MistralFIMRequest
-
-from plateforme.chat.mistral_prompt import load_tokenizer
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.fim.errors import FIMUnsupported
 from plateforme.fim.gguf_tokens import FimTokens, gguf_fim_tokens
@@ -21,6 +17,13 @@ from plateforme.models.spec import ModelSpec
 
 
 def mistral_fim_prompt(spec: ModelSpec, req: FIMRequest) -> list[int]:
+    # mistral-common is imported when a Mistral-format model is first used (half a second at
+    # every start of a gateway serving none).
+    from mistral_common.exceptions import MistralCommonException
+    from mistral_common.protocol.fim.request import FIMRequest as MistralFIMRequest
+
+    from plateforme.chat.mistral_prompt import load_tokenizer
+
     tokenizer = load_tokenizer(spec.tokenizer)
     try:
         return tokenizer.encode_fim(MistralFIMRequest(prompt=req.prompt, suffix=req.suffix or None)).tokens
