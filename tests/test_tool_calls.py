@@ -192,3 +192,35 @@ def test_stop_string_cutting_a_tool_call_gives_content(http, model):
     choice = r.json()["choices"][0]
     assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
     assert "".join(choice["message"]["content"].split()).startswith('{"tool_calls":[{"name":"get_weather","')
+
+
+# As MCP servers (FastMCP) describe a tool without arguments: extra properties are not forbidden.
+RESTOCK = {"type": "function", "function": {"name": "restock", "description": "Order more stock",
+                                            "parameters": {"type": "object", "properties": {}}}}
+
+
+def test_a_forced_call_has_only_the_declared_arguments():
+    """Tool arguments are generated under their declared properties only (json_bounds.declared_only),
+    on the generic path as on the Mistral one: a schema that does not forbid extra arguments let
+    the 135M model invent some until max_tokens cut the call."""
+    from plateforme.chat.generic_tools import answer_schema
+
+    call = answer_schema([RESTOCK, WEATHER], must_call=True, parallel=False)["properties"]["tool_calls"]["items"]
+    restock, weather = call["anyOf"]
+    assert restock["properties"]["arguments"] == {"type": "object", "properties": {}, "additionalProperties": False}
+    assert weather["properties"]["arguments"]["additionalProperties"] is False
+    assert RESTOCK["function"]["parameters"] == {"type": "object", "properties": {}}  # the tool's own is left as it is
+    open_ended = {"type": "object", "properties": {}, "additionalProperties": {"type": "integer"}}
+    kept = answer_schema([{"type": "function", "function": {"name": "f", "parameters": open_ended}}], True, False)
+    assert kept["properties"]["tool_calls"]["items"]["properties"]["arguments"] == open_ended  # said otherwise
+
+
+def test_a_forced_call_of_a_tool_without_arguments_ends_with_none(http, model):
+    for seed in range(3):
+        r = http.post("/v1/chat/completions", json={
+            "model": model, "messages": [{"role": "user", "content": "We are out of apples."}], "tools": [RESTOCK],
+            "tool_choice": "any", "max_tokens": 48, "temperature": 0.9, "random_seed": seed})
+        assert r.status_code == 200, r.text
+        choice = r.json()["choices"][0]
+        assert choice["finish_reason"] == "tool_calls", choice
+        assert [c["function"] for c in choice["message"]["tool_calls"]] == [{"name": "restock", "arguments": "{}"}]

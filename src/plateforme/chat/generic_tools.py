@@ -9,6 +9,7 @@ no way to answer off-format.
 
 import json
 
+from plateforme.chat.json_bounds import declared_only
 from plateforme.chat.tool_ids import new_tool_call_id
 from plateforme.chat.tool_names import named_tool_results
 
@@ -20,7 +21,7 @@ def _call_schema(tool: dict) -> dict:
     parameters = function.get("parameters") or {"type": "object", "properties": {}}
     return {
         "type": "object",
-        "properties": {"name": {"const": function["name"]}, "arguments": parameters},
+        "properties": {"name": {"const": function["name"]}, "arguments": declared_only(parameters)},
         "required": ["name", "arguments"],
         "additionalProperties": False,
     }

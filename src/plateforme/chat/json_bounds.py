@@ -49,6 +49,23 @@ def compact_schema(schema: dict) -> dict:
     return {**bounded_schema(schema), "x-guidance": _COMPACT}
 
 
+def declared_only(schema: dict) -> dict:
+    """A tool's arguments schema whose objects allow only their declared properties (unless they
+    say otherwise), so a forced call always ends: a schema that does not forbid extra arguments
+    (`{"type": "object", "properties": {}}`, as MCP servers describe a tool without arguments) let
+    a small model invent arguments until max_tokens cut the call. The tool would ignore them anyway."""
+    out = copy.deepcopy(schema)
+    stack = [out]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "properties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            stack += list((node.get("properties") or {}).values())
+            stack += [node[k] for k in ("items",) if isinstance(node.get(k), dict)]
+    return out
+
+
 def bounded_schema(schema: dict) -> dict:
     """`schema` with maxLength on every free-form string that has none."""
     out = copy.deepcopy(schema)

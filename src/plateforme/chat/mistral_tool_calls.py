@@ -10,7 +10,6 @@ grammar over the function names), so even a model that would never emit the form
 valid calls.
 """
 
-import copy
 import json
 import re
 
@@ -19,7 +18,7 @@ from mistral_common.tokens.tokenizers.base import TokenizerVersion
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from plateforme.chat.errors import InvalidChatRequest
-from plateforme.chat.json_bounds import compact_schema
+from plateforme.chat.json_bounds import compact_schema, declared_only
 from plateforme.chat.tool_ids import new_tool_call_id
 from plateforme.engines.openai_client import OpenAIEngineClient
 from plateforme.engines.token_generation import generate_text
@@ -27,21 +26,6 @@ from plateforme.engines.token_generation import generate_text
 MAX_PARALLEL_CALLS = 8
 _MISTRAL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
 _NO_PARAMETERS = {"type": "object", "properties": {}}
-
-
-def _declared_only(schema: dict) -> dict:
-    """Arguments schema whose objects allow only their declared properties (unless they say
-    otherwise), so a call always ends: undeclared arguments would be ignored by the tool anyway."""
-    out = copy.deepcopy(schema)
-    stack = [out]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "properties" in node and "additionalProperties" not in node:
-                node["additionalProperties"] = False
-            stack += list((node.get("properties") or {}).values())
-            stack += [node[k] for k in ("items",) if isinstance(node.get(k), dict)]
-    return out
 
 
 def tool_calls_token(tokenizer: MistralTokenizer) -> int | None:
@@ -72,7 +56,7 @@ def _call_schema(tool: dict) -> dict:
     function = tool["function"]
     return {"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
             "properties": {"name": {"const": function["name"]},
-                           "arguments": _declared_only(function.get("parameters") or _NO_PARAMETERS)}}
+                           "arguments": declared_only(function.get("parameters") or _NO_PARAMETERS)}}
 
 
 def _loads(text: str, what: str):
@@ -113,7 +97,7 @@ async def forced_tool_calls(client: OpenAIEngineClient, tokenizer: MistralTokeni
             raise InvalidChatRequest("the model's function name was cut off; raise max_tokens", param="max_tokens")
     head = start + instruct.tokenizer.encode(name, bos=False, eos=False) + [instruct.ARGS]
     parameters = next(t["function"].get("parameters") for t in tools if t["function"]["name"] == name)
-    schema = compact_schema(_declared_only(parameters or _NO_PARAMETERS))
+    schema = compact_schema(declared_only(parameters or _NO_PARAMETERS))
     remaining = None if max_tokens is None else max(1, max_tokens - used)
     text, done = await generate_text(client, prompt + head, {**params, "json_schema": schema}, remaining)
     # The name's tokens are counted once, as re-encoded in `head`.
