@@ -42,9 +42,7 @@ class ChatService:
             payload = remote_payload(req, worker.spec)
             return [RemoteChoiceStream(client_for(i), i, payload, req) for i in range(req.n)]
         if worker.spec.tokenizer:  # Mistral-format model: mistral-common tokenizes (off the event loop)
-            from plateforme.chat.mistral_choice import mistral_choices  # (mistral-common: at first use)
-
-            return await asyncio.to_thread(mistral_choices, client_for, worker.spec, req)
+            return await asyncio.to_thread(_mistral_choices, client_for, worker.spec, req)
         payload = engine_payload(req, worker.spec.default_temperature, req.max_tokens)
         generic = uses_generic_tools(req)
         return [ChoiceStream(client_for(i), i, payload, req, generic) for i in range(req.n)]
@@ -63,6 +61,15 @@ class ChatService:
         """Deltas of every choice as they are generated, then one Usage for the whole request;
         nothing before the checks passed and the engine accepted every choice."""
         return self.core.stream(req, self._planner(req), tally, PROMPT, PARAM, req.n)
+
+
+def _mistral_choices(client_for, spec, req):
+    """chat/mistral_choice.py's choices, imported at the first Mistral-format request, in the
+    worker thread: mistral-common takes half a second to import, kept off the event loop and out
+    of the start of every gateway serving no such model."""
+    from plateforme.chat.mistral_choice import mistral_choices
+
+    return mistral_choices(client_for, spec, req)
 
 
 __all__ = ["ChatService", "Choice"]
