@@ -201,8 +201,8 @@ RESTOCK = {"type": "function", "function": {"name": "restock", "description": "O
 
 def test_a_forced_call_has_only_the_declared_arguments():
     """Tool arguments are generated under their declared properties only (json_bounds.declared_only),
-    on the generic path as on the Mistral one: a schema that does not forbid extra arguments let
-    the 135M model invent some until max_tokens cut the call."""
+    on the generic path as on the Mistral one, so that no engine's schema compiler can let a model
+    invent arguments for a schema that does not forbid them."""
     from plateforme.chat.generic_tools import answer_schema
 
     call = answer_schema([RESTOCK, WEATHER], must_call=True, parallel=False)["properties"]["tool_calls"]["items"]
@@ -216,6 +216,8 @@ def test_a_forced_call_has_only_the_declared_arguments():
 
 
 def test_a_forced_call_of_a_tool_without_arguments_ends_with_none(http, model):
+    """Live, on llama.cpp: the call of a tool without arguments is exactly `{}`. (llama.cpp's schema
+    converter already forbade undeclared properties before declared_only; this checks the result.)"""
     for seed in range(3):
         r = http.post("/v1/chat/completions", json={
             "model": model, "messages": [{"role": "user", "content": "We are out of apples."}], "tools": [RESTOCK],

@@ -51,9 +51,10 @@ def compact_schema(schema: dict) -> dict:
 
 def declared_only(schema: dict) -> dict:
     """A tool's arguments schema whose objects allow only their declared properties (unless they
-    say otherwise), so a forced call always ends: a schema that does not forbid extra arguments
-    (`{"type": "object", "properties": {}}`, as MCP servers describe a tool without arguments) let
-    a small model invent arguments until max_tokens cut the call. The tool would ignore them anyway."""
+    say otherwise), so a forced call always ends, whatever schema engine the server uses: by JSON
+    Schema's rules `{"type": "object", "properties": {}}` (how MCP servers describe a tool without
+    arguments) admits any arguments. llama.cpp's own converter already reads it as none; this does
+    not rely on it. The tool would ignore undeclared arguments anyway."""
     out = copy.deepcopy(schema)
     stack = [out]
     while stack:
