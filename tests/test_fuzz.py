@@ -107,9 +107,8 @@ def _admits_invalid_input(operation) -> bool:
     find nothing to send."""
     if list(operation.body.items) or list(operation.query) or list(operation.headers):
         return True
-    return any(p.definition.get("schema", {}).get("type") != "string"
-               or set(p.definition.get("schema", {})) - {"type", "title", "description"}
-               for p in operation.path_parameters)
+    schemas = [p.definition.get("schema", {}) for p in operation.path_parameters]
+    return any(s.get("type") != "string" or set(s) - {"type", "title", "description"} for s in schemas)
 
 
 def _valid_cases(operation, count: int) -> list:

@@ -78,11 +78,7 @@ def _cached(final: Path, build) -> Path:
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         try:
             build(tmp)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.is_dir():  # not a concurrent writer: a real failure
-                    raise
+            os.rename(tmp, final)  # no other writer: they all hold the lock to write
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
